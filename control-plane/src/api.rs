@@ -1,0 +1,112 @@
+//! The HTTP API under `/api/v1`, plus `/healthz`, `/readyz` and `/metrics`.
+//! Only this module knows JSON; handlers convert domain types to DTOs here.
+
+mod agents;
+mod auth;
+mod error;
+mod openapi;
+mod tokens;
+
+pub use auth::{generate_token as auth_token, hash_token as hash_api_token};
+pub use error::ApiError;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{DefaultBodyLimit, FromRequest, Request, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+
+use crate::fleet::Fleet;
+use crate::pki::Authority;
+use crate::store::Store;
+use crate::telemetry::Telemetry;
+
+/// Largest request body accepted.
+pub const MAX_BODY: usize = 64 * 1024;
+
+pub struct AppState {
+    pub store: Store,
+    pub fleet: Fleet,
+    pub ca: Arc<Authority>,
+    pub telemetry: Arc<Telemetry>,
+    pub public_url: String,
+    pub points_retention: Duration,
+}
+
+pub type SharedState = Arc<AppState>;
+
+pub fn router(state: SharedState) -> Router {
+    let api = Router::new()
+        .route("/agents", get(agents::list))
+        .route("/agents/{id}", get(agents::get))
+        .route("/agents/{id}/revoke", post(agents::revoke))
+        .route("/agents/{id}/labels", axum::routing::put(agents::set_labels))
+        .route("/agents/{id}/metrics", get(agents::metrics))
+        .route("/agents/{id}/live", get(agents::live))
+        .route("/tokens", get(tokens::list).post(tokens::create))
+        .route("/tokens/{id}/revoke", post(tokens::revoke))
+        .route("/projects", get(tokens::list_projects).post(tokens::create_project))
+        .route("/ca", get(tokens::ca))
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), auth::require_token))
+        .route("/openapi.json", get(openapi::document));
+    Router::new()
+        .nest("/api/v1", api)
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(prometheus))
+        .fallback(|| async { ApiError::NotFound("route") })
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .with_state(state)
+}
+
+async fn readyz(State(s): State<SharedState>) -> Response {
+    match s.store.ping().await {
+        Ok(()) => (StatusCode::OK, "ready").into_response(),
+        Err(e) => {
+            tracing::warn!(error = %e, "Readiness check failed.");
+            (StatusCode::SERVICE_UNAVAILABLE, "database unreachable").into_response()
+        }
+    }
+}
+
+async fn prometheus(State(s): State<SharedState>) -> Response {
+    let online = s.fleet.online().await.len();
+    let known = s.store.list_agents().await.map(|a| a.len()).unwrap_or(0);
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        s.telemetry.render(online, known),
+    )
+        .into_response()
+}
+
+/// JSON body extractor whose rejections become `ApiError`s (clean JSON, the
+/// right status, never a stack trace).
+pub struct ApiJson<T>(pub T);
+
+impl<S, T> FromRequest<S> for ApiJson<T>
+where
+    T: serde::de::DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        match Json::<T>::from_request(req, state).await {
+            Ok(Json(v)) => Ok(Self(v)),
+            Err(rejection) => {
+                if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                    Err(ApiError::TooLarge)
+                } else {
+                    Err(ApiError::BadRequest(rejection.body_text()))
+                }
+            }
+        }
+    }
+}
+
+pub fn now_ms() -> i64 {
+    crate::pki::millis(std::time::SystemTime::now())
+}

@@ -1,0 +1,164 @@
+//! The OpenAPI 3 description of `/api/v1`, served at `/api/v1/openapi.json`.
+
+use axum::Json;
+use serde_json::{Value, json};
+
+/// Every documented path with its methods; a test checks the router serves
+/// exactly these.
+pub const PATHS: &[(&str, &[&str])] = &[
+    ("/agents", &["get"]),
+    ("/agents/{id}", &["get"]),
+    ("/agents/{id}/revoke", &["post"]),
+    ("/agents/{id}/labels", &["put"]),
+    ("/agents/{id}/metrics", &["get"]),
+    ("/agents/{id}/live", &["get"]),
+    ("/tokens", &["get", "post"]),
+    ("/tokens/{id}/revoke", &["post"]),
+    ("/projects", &["get", "post"]),
+    ("/ca", &["get"]),
+];
+
+pub async fn document() -> Json<Value> {
+    Json(spec())
+}
+
+fn id_param() -> Value {
+    json!({ "name": "id", "in": "path", "required": true, "schema": { "type": "string", "format": "uuid" } })
+}
+
+fn q(name: &str, ty: &str, description: &str) -> Value {
+    json!({ "name": name, "in": "query", "required": false, "schema": { "type": ty }, "description": description })
+}
+
+fn ok(schema: &str) -> Value {
+    json!({
+        "200": { "description": "OK", "content": { "application/json": { "schema": { "$ref": format!("#/components/schemas/{schema}") } } } },
+        "400": { "$ref": "#/components/responses/Error" },
+        "401": { "$ref": "#/components/responses/Error" },
+        "404": { "$ref": "#/components/responses/Error" }
+    })
+}
+
+pub fn spec() -> Value {
+    json!({
+        "openapi": "3.0.3",
+        "info": {
+            "title": "Sovereign control plane API",
+            "version": "v1",
+            "description": "Fleet control plane. Authenticate with `Authorization: Bearer <token>` (the bootstrap admin token is printed on first start and kept in DATA_DIR/admin.token). Times are Unix milliseconds."
+        },
+        "servers": [{ "url": "/api/v1" }],
+        "security": [{ "bearer": [] }],
+        "paths": {
+            "/agents": { "get": {
+                "summary": "List agents (filtered, paged)",
+                "parameters": [
+                    q("project", "string", "Only this project"),
+                    q("status", "string", "online, offline or revoked"),
+                    q("label", "string", "k=v[,k=v]: every label must match"),
+                    q("q", "string", "Substring of hostname or id"),
+                    q("limit", "integer", "Page size, 1..1000 (default 100)"),
+                    q("offset", "integer", "Items to skip")
+                ],
+                "responses": ok("AgentPage")
+            }},
+            "/agents/{id}": { "get": { "summary": "One agent, with live state and top processes when online", "parameters": [id_param()], "responses": ok("Agent") } },
+            "/agents/{id}/revoke": { "post": { "summary": "Revoke an agent: cuts its stream within seconds and refuses it from then on", "parameters": [id_param()], "responses": ok("Agent") } },
+            "/agents/{id}/labels": { "put": {
+                "summary": "Replace an agent's labels",
+                "parameters": [id_param()],
+                "requestBody": { "required": true, "content": { "application/json": { "schema": { "type": "object", "required": ["labels"], "properties": { "labels": { "type": "object", "additionalProperties": { "type": "string" } } } } } } },
+                "responses": ok("Agent")
+            }},
+            "/agents/{id}/metrics": { "get": {
+                "summary": "One metric series over a time range, aggregated per step (min/avg/max)",
+                "parameters": [
+                    id_param(),
+                    { "name": "series", "in": "query", "required": true, "schema": { "type": "string" }, "description": "e.g. cpu, mem.used, disk.used:/, net.rx:eth0" },
+                    q("from", "integer", "Start, Unix ms (default to - 1h)"),
+                    q("to", "integer", "End, Unix ms (default now)"),
+                    q("step", "string", "10s, 1m, ... or milliseconds (default: range/300, at least 10s)")
+                ],
+                "responses": ok("Series")
+            }},
+            "/agents/{id}/live": { "get": {
+                "summary": "Server-sent events with 1 s samples and process snapshots while connected",
+                "parameters": [id_param()],
+                "responses": { "200": { "description": "text/event-stream of JSON events" }, "409": { "$ref": "#/components/responses/Error" } }
+            }},
+            "/tokens": {
+                "get": { "summary": "List join tokens (never their secrets)", "responses": ok("TokenList") },
+                "post": {
+                    "summary": "Create a join token; the secret and the enroll command are returned once",
+                    "requestBody": { "required": true, "content": { "application/json": { "schema": { "$ref": "#/components/schemas/CreateToken" } } } },
+                    "responses": { "201": { "description": "Created", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/CreatedToken" } } } }, "400": { "$ref": "#/components/responses/Error" } }
+                }
+            },
+            "/tokens/{id}/revoke": { "post": { "summary": "Revoke a join token", "parameters": [id_param()], "responses": ok("Token") } },
+            "/projects": {
+                "get": { "summary": "List projects", "responses": ok("ProjectList") },
+                "post": {
+                    "summary": "Create a project",
+                    "requestBody": { "required": true, "content": { "application/json": { "schema": { "type": "object", "required": ["id"], "properties": { "id": { "type": "string", "pattern": "^[a-z0-9][a-z0-9-]{0,62}$" } } } } } },
+                    "responses": { "201": { "description": "Created" }, "409": { "$ref": "#/components/responses/Error" } }
+                }
+            },
+            "/ca": { "get": { "summary": "The control plane's CA certificate and its SHA-256 (what agents pin)", "responses": ok("Ca") } }
+        },
+        "components": {
+            "securitySchemes": { "bearer": { "type": "http", "scheme": "bearer" } },
+            "responses": { "Error": { "description": "Error", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } } } },
+            "schemas": {
+                "Error": { "type": "object", "properties": { "error": { "type": "object", "properties": { "code": { "type": "string" }, "message": { "type": "string" } } } } },
+                "Agent": { "type": "object", "properties": {
+                    "id": { "type": "string" }, "project": { "type": "string" }, "hostname": { "type": "string" },
+                    "status": { "type": "string", "enum": ["online", "offline", "revoked"] },
+                    "labels": { "type": "object", "additionalProperties": { "type": "string" } },
+                    "agent_version": { "type": "string" }, "enrolled_at": { "type": "integer" },
+                    "last_seen": { "type": "integer", "nullable": true }, "revoked_at": { "type": "integer", "nullable": true },
+                    "facts": { "type": "object" }, "live": { "type": "object" }
+                }},
+                "AgentPage": { "type": "object", "properties": { "total": { "type": "integer" }, "offset": { "type": "integer" }, "items": { "type": "array", "items": { "$ref": "#/components/schemas/Agent" } } } },
+                "Series": { "type": "object", "properties": {
+                    "agent_id": { "type": "string" }, "series": { "type": "string" }, "from": { "type": "integer" }, "to": { "type": "integer" },
+                    "step_ms": { "type": "integer" }, "source": { "type": "string", "enum": ["points", "rollups"] },
+                    "points": { "type": "array", "items": { "type": "object", "properties": { "ts": { "type": "integer" }, "min": { "type": "number" }, "avg": { "type": "number" }, "max": { "type": "number" } } } }
+                }},
+                "CreateToken": { "type": "object", "additionalProperties": false, "properties": {
+                    "project": { "type": "string", "default": "default" }, "ttl": { "type": "string", "default": "1h" },
+                    "uses": { "type": "integer", "minimum": 1, "maximum": 100000, "default": 1 },
+                    "labels": { "type": "object", "additionalProperties": { "type": "string" } }, "description": { "type": "string", "maxLength": 200 }
+                }},
+                "Token": { "type": "object", "properties": {
+                    "id": { "type": "string" }, "project": { "type": "string" }, "state": { "type": "string", "enum": ["active", "used", "expired", "revoked"] },
+                    "labels": { "type": "object" }, "description": { "type": "string" }, "uses_total": { "type": "integer" }, "uses_left": { "type": "integer" },
+                    "created_at": { "type": "integer" }, "expires_at": { "type": "integer" }, "revoked_at": { "type": "integer", "nullable": true }
+                }},
+                "CreatedToken": { "allOf": [{ "$ref": "#/components/schemas/Token" }, { "type": "object", "properties": {
+                    "secret": { "type": "string" }, "ca_sha256": { "type": "string" }, "server": { "type": "string" }, "command": { "type": "string" }
+                }}]},
+                "TokenList": { "type": "array", "items": { "$ref": "#/components/schemas/Token" } },
+                "ProjectList": { "type": "array", "items": { "type": "object", "properties": { "id": { "type": "string" }, "created_at": { "type": "integer" } } } },
+                "Ca": { "type": "object", "properties": { "sha256": { "type": "string" }, "pem": { "type": "string" }, "server": { "type": "string" } } }
+            }
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_documented_path_has_its_methods() {
+        let spec = spec();
+        let paths = spec["paths"].as_object().unwrap();
+        assert_eq!(paths.len(), PATHS.len());
+        for (path, methods) in PATHS {
+            let item = paths.get(*path).unwrap_or_else(|| panic!("{path} undocumented"));
+            for m in *methods {
+                assert!(item.get(*m).is_some(), "{m} {path} undocumented");
+            }
+        }
+    }
+}

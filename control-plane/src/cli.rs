@@ -1,0 +1,360 @@
+//! The command line: `sovereign serve` runs the control plane; every other
+//! command is an admin client of the HTTP API (so it works the same against
+//! a remote control plane).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, bail};
+use clap::{Args, Parser, Subcommand};
+use serde_json::{Value, json};
+
+use crate::config::{self, Config};
+
+/// Exit status for a configuration error (EX_CONFIG-ish, per sysexits' EX_USAGE).
+const EXIT_CONFIG: u8 = 64;
+
+#[derive(Parser)]
+#[command(name = "sovereign", version, about = "Sovereign fleet control plane: server and admin CLI")]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the control plane (gRPC for agents, HTTP API).
+    Serve(ServeArgs),
+    /// Create, list and revoke join tokens.
+    #[command(subcommand)]
+    Token(TokenCmd),
+    /// List, inspect and revoke agents.
+    #[command(subcommand)]
+    Agent(AgentCmd),
+    /// List and create projects.
+    #[command(subcommand)]
+    Project(ProjectCmd),
+    /// Print the CA's SHA-256 (what agents pin) and PEM.
+    Ca(ClientArgs),
+    /// Print the configuration reference (Markdown).
+    ConfigDocs,
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    /// TOML config file.
+    #[arg(long, short = 'c')]
+    config: Option<PathBuf>,
+    #[arg(long)]
+    data_dir: Option<String>,
+    #[arg(long)]
+    database_url: Option<String>,
+    #[arg(long)]
+    grpc_listen: Option<String>,
+    #[arg(long)]
+    api_listen: Option<String>,
+    #[arg(long)]
+    public_url: Option<String>,
+}
+
+#[derive(Args, Clone)]
+struct ClientArgs {
+    /// Base URL of the control plane's HTTP API.
+    #[arg(long, env = "SOVEREIGN_API_URL", default_value = "http://127.0.0.1:8080", global = true)]
+    api: String,
+    /// API token; default: DATA_DIR/admin.token.
+    #[arg(long, env = "SOVEREIGN_API_TOKEN", hide_env_values = true, global = true)]
+    api_token: Option<String>,
+    /// Data dir to find admin.token in, for a local control plane.
+    #[arg(long, env = "SOVEREIGN_DATA_DIR", default_value = "./sovereign-data", global = true)]
+    data_dir: PathBuf,
+    /// Print raw JSON.
+    #[arg(long, global = true)]
+    json: bool,
+}
+
+#[derive(Subcommand)]
+enum TokenCmd {
+    /// Create a join token and print the command that enrolls a machine.
+    Create {
+        #[arg(long, default_value = "default")]
+        project: String,
+        /// Lifetime: 30m, 1h, 7d...
+        #[arg(long, default_value = "1h")]
+        ttl: String,
+        /// How many machines may use it.
+        #[arg(long, default_value_t = 1)]
+        uses: u32,
+        /// Labels given to agents enrolled with it (repeatable k=v).
+        #[arg(long = "label")]
+        labels: Vec<String>,
+        #[arg(long)]
+        description: Option<String>,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    List(ClientArgs),
+    Revoke {
+        id: String,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+}
+
+#[derive(Subcommand)]
+enum AgentCmd {
+    List {
+        #[arg(long)]
+        project: Option<String>,
+        #[arg(long)]
+        status: Option<String>,
+        /// k=v (repeatable): every label must match.
+        #[arg(long = "label")]
+        labels: Vec<String>,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    Show {
+        id: String,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Revoke an agent: its stream is cut and it is refused from then on.
+    Revoke {
+        id: String,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+}
+
+#[derive(Subcommand)]
+enum ProjectCmd {
+    List(ClientArgs),
+    Create {
+        name: String,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+}
+
+pub fn main(cli: Cli) -> ExitCode {
+    match cli.command {
+        Command::Serve(args) => serve(args),
+        Command::ConfigDocs => {
+            print!("{}", config::docs());
+            ExitCode::SUCCESS
+        }
+        other => {
+            let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                Ok(rt) => rt,
+                Err(e) => {
+                    eprintln!("error: cannot start the runtime: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            match rt.block_on(client(other)) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("error: {e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+    }
+}
+
+fn serve(args: ServeArgs) -> ExitCode {
+    let mut flags: Vec<(&'static str, String)> = Vec::new();
+    for (key, value) in [
+        ("data_dir", args.data_dir),
+        ("database.url", args.database_url),
+        ("grpc.listen", args.grpc_listen),
+        ("api.listen", args.api_listen),
+        ("grpc.public_url", args.public_url),
+    ] {
+        if let Some(v) = value {
+            flags.push((key, v));
+        }
+    }
+    let env = |k: &str| std::env::var(k).ok();
+    let config = match Config::load(args.config.as_deref(), &env, &flags) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("sovereign: configuration error: {e}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    init_logging(config.log_json);
+    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("sovereign: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(crate::server::run(config)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = format!("{e:#}"), "The control plane stopped on an error.");
+            eprintln!("sovereign: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(json: bool) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+struct Api {
+    base: String,
+    token: String,
+    http: reqwest::Client,
+    json: bool,
+}
+
+impl Api {
+    fn new(c: &ClientArgs) -> anyhow::Result<Self> {
+        let token = match &c.api_token {
+            Some(t) => t.clone(),
+            None => {
+                let path = c.data_dir.join("admin.token");
+                std::fs::read_to_string(&path)
+                    .with_context(|| format!("no API token: pass --api-token or SOVEREIGN_API_TOKEN, or run where {} exists", path.display()))?
+                    .trim()
+                    .to_owned()
+            }
+        };
+        Ok(Self { base: c.api.trim_end_matches('/').to_owned(), token, http: reqwest::Client::new(), json: c.json })
+    }
+
+    async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> anyhow::Result<Value> {
+        let url = format!("{}/api/v1{path}", self.base);
+        let mut req = self.http.request(method, &url).bearer_auth(&self.token);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await.with_context(|| format!("cannot reach the control plane at {}", self.base))?;
+        let status = resp.status();
+        let value: Value = resp.json().await.unwrap_or(Value::Null);
+        if !status.is_success() {
+            let msg = value["error"]["message"].as_str().unwrap_or("no details");
+            bail!("{status}: {msg}");
+        }
+        Ok(value)
+    }
+}
+
+async fn client(cmd: Command) -> anyhow::Result<()> {
+    match cmd {
+        Command::Token(TokenCmd::Create { project, ttl, uses, labels, description, client }) => {
+            let api = Api::new(&client)?;
+            let mut label_map = serde_json::Map::new();
+            for l in &labels {
+                let (k, v) = l.split_once('=').with_context(|| format!("label {l:?} is not k=v"))?;
+                label_map.insert(k.to_owned(), Value::String(v.to_owned()));
+            }
+            let body = json!({ "project": project, "ttl": ttl, "uses": uses, "labels": label_map, "description": description });
+            let t = api.call(reqwest::Method::POST, "/tokens", Some(body)).await?;
+            if api.json {
+                println!("{t:#}");
+            } else {
+                println!("Join token {} for project {} ({} use(s), expires {}).", s(&t["id"]), s(&t["project"]), t["uses_total"], t["expires_at"]);
+                println!("Secret (shown once): {}", s(&t["secret"]));
+                println!("CA SHA-256: {}", s(&t["ca_sha256"]));
+                println!("\nOn the machine to enroll, run:\n\n  {}\n", s(&t["command"]));
+            }
+        }
+        Command::Token(TokenCmd::List(client)) => {
+            let api = Api::new(&client)?;
+            let list = api.call(reqwest::Method::GET, "/tokens", None).await?;
+            if api.json {
+                println!("{list:#}");
+            } else {
+                println!("{:<36}  {:<12}  {:<8}  {:>9}  EXPIRES", "ID", "PROJECT", "STATE", "USES LEFT");
+                for t in list.as_array().into_iter().flatten() {
+                    println!("{:<36}  {:<12}  {:<8}  {:>9}  {}", s(&t["id"]), s(&t["project"]), s(&t["state"]), t["uses_left"], t["expires_at"]);
+                }
+            }
+        }
+        Command::Token(TokenCmd::Revoke { id, client }) => {
+            let api = Api::new(&client)?;
+            api.call(reqwest::Method::POST, &format!("/tokens/{}/revoke", path_seg(&id)), None).await?;
+            println!("Token {id} revoked.");
+        }
+        Command::Agent(AgentCmd::List { project, status, labels, client }) => {
+            let api = Api::new(&client)?;
+            let mut query = vec![("limit".to_owned(), "1000".to_owned())];
+            if let Some(p) = project { query.push(("project".into(), p)); }
+            if let Some(st) = status { query.push(("status".into(), st)); }
+            if !labels.is_empty() { query.push(("label".into(), labels.join(","))); }
+            let qs = query.iter().map(|(k, v)| format!("{k}={}", urlencode(v))).collect::<Vec<_>>().join("&");
+            let page = api.call(reqwest::Method::GET, &format!("/agents?{qs}"), None).await?;
+            if api.json {
+                println!("{page:#}");
+            } else {
+                println!("{:<36}  {:<24}  {:<12}  {:<8}  LABELS", "ID", "HOSTNAME", "PROJECT", "STATUS");
+                for a in page["items"].as_array().into_iter().flatten() {
+                    let labels = a["labels"].as_object().map(|m| m.iter().map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or(""))).collect::<Vec<_>>().join(",")).unwrap_or_default();
+                    println!("{:<36}  {:<24}  {:<12}  {:<8}  {labels}", s(&a["id"]), s(&a["hostname"]), s(&a["project"]), s(&a["status"]));
+                }
+                println!("{} agent(s).", page["total"]);
+            }
+        }
+        Command::Agent(AgentCmd::Show { id, client }) => {
+            let api = Api::new(&client)?;
+            let a = api.call(reqwest::Method::GET, &format!("/agents/{}", path_seg(&id)), None).await?;
+            println!("{a:#}");
+        }
+        Command::Agent(AgentCmd::Revoke { id, client }) => {
+            let api = Api::new(&client)?;
+            let a = api.call(reqwest::Method::POST, &format!("/agents/{}/revoke", path_seg(&id)), None).await?;
+            println!("Agent {} ({}) revoked; its stream is being cut.", s(&a["id"]), s(&a["hostname"]));
+        }
+        Command::Project(ProjectCmd::List(client)) => {
+            let api = Api::new(&client)?;
+            for p in api.call(reqwest::Method::GET, "/projects", None).await?.as_array().into_iter().flatten() {
+                println!("{}", s(&p["id"]));
+            }
+        }
+        Command::Project(ProjectCmd::Create { name, client }) => {
+            let api = Api::new(&client)?;
+            api.call(reqwest::Method::POST, "/projects", Some(json!({ "id": name }))).await?;
+            println!("Project {name} created.");
+        }
+        Command::Ca(client) => {
+            let api = Api::new(&client)?;
+            let ca = api.call(reqwest::Method::GET, "/ca", None).await?;
+            println!("{}", s(&ca["sha256"]));
+            if api.json {
+                println!("{ca:#}");
+            }
+        }
+        Command::Serve(_) | Command::ConfigDocs => unreachable!("handled before the client runs"),
+    }
+    Ok(())
+}
+
+fn s(v: &Value) -> &str {
+    v.as_str().unwrap_or("")
+}
+
+fn path_seg(s: &str) -> String {
+    urlencode(s)
+}
+
+fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}

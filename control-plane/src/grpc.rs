@@ -1,0 +1,226 @@
+//! The agent gateway: tonic services for enrollment and the long-lived agent
+//! stream. Only this module (and `grpc/convert.rs`) knows proto types.
+
+mod convert;
+mod session;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use sovereign_proto::v1 as pb;
+use sovereign_proto::v1::agent_link_server::{AgentLink, AgentLinkServer};
+use sovereign_proto::v1::enrollment_server::{Enrollment, EnrollmentServer};
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tonic::transport::server::TcpIncoming;
+use tonic::transport::{Certificate, Identity, ServerTlsConfig};
+use tonic::{Request, Response, Status, Streaming};
+use tracing::Instrument;
+
+use crate::enroll::{self, EnrollError, RateLimiter, RedeemError, TokenSecret};
+use crate::fleet::Fleet;
+use crate::metrics::Ingest;
+use crate::pki::{self, Authority, PeerIdentity};
+use crate::store::{CertCheck, Store};
+use crate::telemetry::Telemetry;
+
+/// Largest message an agent may send on its stream.
+pub const MAX_AGENT_MESSAGE: usize = 4 * 1024 * 1024;
+/// Largest enrollment request.
+const MAX_ENROLL_MESSAGE: usize = 64 * 1024;
+
+pub struct Gateway {
+    pub store: Store,
+    pub ca: Arc<Authority>,
+    pub fleet: Fleet,
+    pub ingest: Ingest,
+    pub telemetry: Arc<Telemetry>,
+    pub limiter: RateLimiter,
+    pub cert_ttl: Duration,
+    pub tracker: TaskTracker,
+    pub shutdown: CancellationToken,
+    conn_seq: AtomicU64,
+}
+
+impl Gateway {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        store: Store,
+        ca: Arc<Authority>,
+        fleet: Fleet,
+        ingest: Ingest,
+        telemetry: Arc<Telemetry>,
+        limiter: RateLimiter,
+        cert_ttl: Duration,
+        tracker: TaskTracker,
+        shutdown: CancellationToken,
+    ) -> Self {
+        Self { store, ca, fleet, ingest, telemetry, limiter, cert_ttl, tracker, shutdown, conn_seq: AtomicU64::new(1) }
+    }
+
+    fn next_conn(&self) -> u64 {
+        self.conn_seq.fetch_add(1, Ordering::Relaxed)
+    }
+}
+
+/// Serves both services on `listener` until `shutdown` fires.
+pub async fn serve(
+    gateway: Arc<Gateway>,
+    listener: tokio::net::TcpListener,
+) -> Result<(), tonic::transport::Error> {
+    let (chain, key) = gateway.ca.server_identity_pem();
+    let tls = ServerTlsConfig::new()
+        .identity(Identity::from_pem(chain, key))
+        .client_ca_root(Certificate::from_pem(gateway.ca.ca_pem()))
+        // Enrollment must work before the agent has a certificate; every
+        // other RPC checks for one (see `authenticate`). A certificate from
+        // any other CA still fails the handshake.
+        .client_auth_optional(true)
+        .timeout(Duration::from_secs(10));
+    let shutdown = gateway.shutdown.clone();
+    tonic::transport::Server::builder()
+        .tls_config(tls)?
+        .http2_keepalive_interval(Some(Duration::from_secs(30)))
+        .http2_keepalive_timeout(Some(Duration::from_secs(20)))
+        .max_concurrent_streams(Some(64))
+        .add_service(
+            EnrollmentServer::new(EnrollmentSvc(gateway.clone()))
+                .max_decoding_message_size(MAX_ENROLL_MESSAGE),
+        )
+        .add_service(
+            AgentLinkServer::new(LinkSvc(gateway))
+                .max_decoding_message_size(MAX_AGENT_MESSAGE),
+        )
+        .serve_with_incoming_shutdown(TcpIncoming::from(listener).with_nodelay(Some(true)), shutdown.cancelled_owned())
+        .await
+}
+
+struct EnrollmentSvc(Arc<Gateway>);
+
+#[tonic::async_trait]
+impl Enrollment for EnrollmentSvc {
+    async fn enroll(&self, request: Request<pb::EnrollRequest>) -> Result<Response<pb::EnrollResponse>, Status> {
+        let g = &self.0;
+        let remote = request.remote_addr();
+        if let Some(addr) = remote
+            && let Err(wait) = g.limiter.check(addr.ip())
+        {
+            g.telemetry.enrollments_refused.add(1);
+            tracing::warn!(remote = %addr, "Enrollment rate limit hit.");
+            return Err(Status::resource_exhausted(format!(
+                "too many enrollment attempts from {}; retry in {} s",
+                addr.ip(),
+                wait.as_secs().max(1)
+            )));
+        }
+        let req = request.into_inner();
+        let facts = req.facts.map(convert::facts).unwrap_or_default();
+        let result = enroll::enroll(
+            &g.store,
+            &g.ca,
+            g.cert_ttl,
+            enroll::EnrollRequest {
+                token: TokenSecret::from_presented(&req.token),
+                csr_der: &req.csr_der,
+                machine_id: req.machine_id,
+                facts,
+                agent_version: req.agent_version,
+            },
+        )
+        .await;
+        match result {
+            Ok(done) => {
+                g.telemetry.enrollments.add(1);
+                tracing::info!(agent_id = %done.agent_id, project = %done.project, reenrolled = done.reenrolled, remote = ?remote, "Agent enrolled.");
+                Ok(Response::new(pb::EnrollResponse {
+                    agent_id: done.agent_id.to_string(),
+                    project: done.project.to_string(),
+                    certificate_der: done.certificate_der,
+                    ca_der: g.ca.ca_der().to_vec(),
+                    not_after_ms: done.not_after_ms,
+                    labels: done.labels.iter().map(|(k, v)| (k.to_owned(), v.to_owned())).collect(),
+                }))
+            }
+            Err(e) => {
+                g.telemetry.enrollments_refused.add(1);
+                tracing::warn!(error = %e, remote = ?remote, "Enrollment refused.");
+                Err(enroll_status(e))
+            }
+        }
+    }
+}
+
+fn enroll_status(e: EnrollError) -> Status {
+    match e {
+        EnrollError::Token(RedeemError::Unknown) => Status::unauthenticated(e.to_string()),
+        EnrollError::Token(_) => Status::permission_denied(e.to_string()),
+        EnrollError::WrongProject { .. } => Status::failed_precondition(e.to_string()),
+        EnrollError::BadMachineId | EnrollError::Csr(_) => Status::invalid_argument(e.to_string()),
+        EnrollError::Store(_) => Status::unavailable("the control plane could not store the enrollment; retry shortly"),
+    }
+}
+
+struct LinkSvc(Arc<Gateway>);
+
+#[tonic::async_trait]
+impl AgentLink for LinkSvc {
+    type ConnectStream = ReceiverStream<Result<pb::ControlMessage, Status>>;
+    type TerminalStream = ReceiverStream<Result<pb::TerminalFrame, Status>>;
+
+    async fn connect(
+        &self,
+        request: Request<Streaming<pb::AgentMessage>>,
+    ) -> Result<Response<Self::ConnectStream>, Status> {
+        let g = self.0.clone();
+        let (peer, acked_seq) = match authenticate(&g, &request).await {
+            Ok(ok) => ok,
+            Err(status) => {
+                g.telemetry.sessions_refused.add(1);
+                tracing::warn!(remote = ?request.remote_addr(), reason = %status.message(), "Agent stream refused.");
+                return Err(status);
+            }
+        };
+        let remote = request.remote_addr().map(|a| a.to_string()).unwrap_or_default();
+        let inbound = request.into_inner();
+        let (out, rx) = mpsc::channel(64);
+        let conn = g.next_conn();
+        let tracker = g.tracker.clone();
+        let span = tracing::info_span!("agent", agent_id = %peer.agent_id, conn);
+        tracker.spawn(session::run(g, peer, acked_seq, conn, remote, inbound, out).instrument(span));
+        Ok(Response::new(ReceiverStream::new(rx)))
+    }
+
+    async fn terminal(
+        &self,
+        request: Request<Streaming<pb::TerminalFrame>>,
+    ) -> Result<Response<Self::TerminalStream>, Status> {
+        authenticate(&self.0, &request).await?;
+        Err(Status::unimplemented("terminal sessions are not available in this control plane version"))
+    }
+}
+
+/// Identifies the agent by its client certificate and checks it against the
+/// store: unknown serials, revoked certificates and revoked agents are refused.
+async fn authenticate<T>(g: &Gateway, request: &Request<T>) -> Result<(PeerIdentity, u64), Status> {
+    let certs = request
+        .peer_certs()
+        .ok_or_else(|| Status::unauthenticated("a client certificate is required: enroll this agent first"))?;
+    let leaf = certs
+        .first()
+        .ok_or_else(|| Status::unauthenticated("a client certificate is required: enroll this agent first"))?;
+    let peer = pki::peer_identity(leaf)
+        .ok_or_else(|| Status::unauthenticated("the client certificate does not name an agent"))?;
+    match g.store.check_cert(&peer.agent_id, &peer.serial).await {
+        Ok(CertCheck::Valid { acked_seq }) => Ok((peer, acked_seq)),
+        Ok(CertCheck::AgentRevoked) => Err(Status::permission_denied("this agent was revoked; re-enroll it with a new join token")),
+        Ok(CertCheck::CertRevoked) => Err(Status::permission_denied("this certificate was replaced or revoked; re-enroll the agent")),
+        Ok(CertCheck::Unknown) => Err(Status::unauthenticated("unknown certificate: re-enroll the agent")),
+        Err(e) => {
+            tracing::error!(error = %e, "Could not check an agent certificate.");
+            Err(Status::unavailable("the control plane cannot reach its database; retry shortly"))
+        }
+    }
+}
