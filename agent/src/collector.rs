@@ -34,9 +34,14 @@ pub struct Collector {
 }
 
 impl Collector {
-    pub fn new(config: &Config, out: Outputs, full_rate: watch::Receiver<bool>) -> Result<Self, SamplerError> {
+    pub fn new(
+        config: &Config,
+        out: Outputs,
+        full_rate: watch::Receiver<bool>,
+    ) -> Result<Self, SamplerError> {
         let window = u32::try_from(config.summary_interval.as_millis()).unwrap_or(10_000);
-        let ring_len = (config.history.as_millis() / config.sample_interval.as_millis().max(1)) as usize;
+        let ring_len =
+            (config.history.as_millis() / config.sample_interval.as_millis().max(1)) as usize;
         Ok(Self {
             sampler: Sampler::new()?,
             summarizer: Summarizer::new(window),
@@ -91,7 +96,9 @@ impl Collector {
     fn backfill_live(&self) {
         let mut from = now_ms() - LIVE_BACKFILL_MS;
         loop {
-            let chunk = self.ring.since_limited(from, self.sampler.names(), LIVE_CHUNK);
+            let chunk = self
+                .ring
+                .since_limited(from, self.sampler.names(), LIVE_CHUNK);
             let Some(last) = chunk.last() else { break };
             from = last.ts_ms + 1;
             let full = chunk.len() < LIVE_CHUNK;

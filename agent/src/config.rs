@@ -7,17 +7,83 @@ use std::time::Duration;
 use sovereign_settings::{EnvSource, Layers, SettingsError, Spec};
 
 pub static SPECS: &[Spec] = &[
-    Spec { key: "state_dir", env: "SOVEREIGN_AGENT_STATE_DIR", flag: Some("--state-dir"), default: "/var/lib/sovereign-agent", help: "Key, certificate, identity and the metrics outbox. Created with mode 0700; the key is 0600." },
-    Spec { key: "server", env: "SOVEREIGN_AGENT_SERVER", flag: Some("--server"), default: "", help: "Control plane URL (`https://host:port`). Empty: the one used at enrollment." },
-    Spec { key: "identity.machine_id", env: "SOVEREIGN_AGENT_MACHINE_ID", flag: Some("--machine-id"), default: "", help: "Overrides the machine's identity (default: /etc/machine-id). Re-enrolling with the same id keeps the same agent." },
-    Spec { key: "identity.hostname", env: "SOVEREIGN_AGENT_HOSTNAME", flag: Some("--hostname"), default: "", help: "Overrides the hostname reported to the control plane." },
-    Spec { key: "metrics.sample_interval", env: "SOVEREIGN_AGENT_SAMPLE_INTERVAL", flag: None, default: "1s", help: "How often the host is sampled (100ms to 60s)." },
-    Spec { key: "metrics.summary_interval", env: "SOVEREIGN_AGENT_SUMMARY_INTERVAL", flag: None, default: "10s", help: "Window of the min/avg/max summaries streamed and kept in the outbox (a multiple of the sample interval, at most 5m)." },
-    Spec { key: "metrics.history", env: "SOVEREIGN_AGENT_HISTORY", flag: None, default: "1h", help: "How much full-rate history is kept in memory." },
-    Spec { key: "outbox.max_bytes", env: "SOVEREIGN_AGENT_OUTBOX_MAX", flag: None, default: "64MiB", help: "Disk space for summaries not yet acknowledged (the default holds well over 24 h of 10 s summaries); the oldest are dropped beyond it." },
-    Spec { key: "link.backoff_initial", env: "SOVEREIGN_AGENT_BACKOFF_INITIAL", flag: None, default: "1s", help: "First reconnect delay; it doubles per failure, with jitter." },
-    Spec { key: "link.backoff_cap", env: "SOVEREIGN_AGENT_BACKOFF_CAP", flag: None, default: "60s", help: "Longest reconnect delay." },
-    Spec { key: "log.format", env: "SOVEREIGN_AGENT_LOG_FORMAT", flag: None, default: "text", help: "`text` or `json`. The level comes from `RUST_LOG` (default `info`)." },
+    Spec {
+        key: "state_dir",
+        env: "SOVEREIGN_AGENT_STATE_DIR",
+        flag: Some("--state-dir"),
+        default: "/var/lib/sovereign-agent",
+        help: "Key, certificate, identity and the metrics outbox. Created with mode 0700; the key is 0600.",
+    },
+    Spec {
+        key: "server",
+        env: "SOVEREIGN_AGENT_SERVER",
+        flag: Some("--server"),
+        default: "",
+        help: "Control plane URL (`https://host:port`). Empty: the one used at enrollment.",
+    },
+    Spec {
+        key: "identity.machine_id",
+        env: "SOVEREIGN_AGENT_MACHINE_ID",
+        flag: Some("--machine-id"),
+        default: "",
+        help: "Overrides the machine's identity (default: /etc/machine-id). Re-enrolling with the same id keeps the same agent.",
+    },
+    Spec {
+        key: "identity.hostname",
+        env: "SOVEREIGN_AGENT_HOSTNAME",
+        flag: Some("--hostname"),
+        default: "",
+        help: "Overrides the hostname reported to the control plane.",
+    },
+    Spec {
+        key: "metrics.sample_interval",
+        env: "SOVEREIGN_AGENT_SAMPLE_INTERVAL",
+        flag: None,
+        default: "1s",
+        help: "How often the host is sampled (100ms to 60s).",
+    },
+    Spec {
+        key: "metrics.summary_interval",
+        env: "SOVEREIGN_AGENT_SUMMARY_INTERVAL",
+        flag: None,
+        default: "10s",
+        help: "Window of the min/avg/max summaries streamed and kept in the outbox (a multiple of the sample interval, at most 5m).",
+    },
+    Spec {
+        key: "metrics.history",
+        env: "SOVEREIGN_AGENT_HISTORY",
+        flag: None,
+        default: "1h",
+        help: "How much full-rate history is kept in memory.",
+    },
+    Spec {
+        key: "outbox.max_bytes",
+        env: "SOVEREIGN_AGENT_OUTBOX_MAX",
+        flag: None,
+        default: "64MiB",
+        help: "Disk space for summaries not yet acknowledged (the default holds well over 24 h of 10 s summaries); the oldest are dropped beyond it.",
+    },
+    Spec {
+        key: "link.backoff_initial",
+        env: "SOVEREIGN_AGENT_BACKOFF_INITIAL",
+        flag: None,
+        default: "1s",
+        help: "First reconnect delay; it doubles per failure, with jitter.",
+    },
+    Spec {
+        key: "link.backoff_cap",
+        env: "SOVEREIGN_AGENT_BACKOFF_CAP",
+        flag: None,
+        default: "60s",
+        help: "Longest reconnect delay.",
+    },
+    Spec {
+        key: "log.format",
+        env: "SOVEREIGN_AGENT_LOG_FORMAT",
+        flag: None,
+        default: "text",
+        help: "`text` or `json`. The level comes from `RUST_LOG` (default `info`).",
+    },
 ];
 
 #[derive(Debug, Clone)]
@@ -36,16 +102,27 @@ pub struct Config {
 }
 
 impl Config {
-    pub fn load(file: Option<&Path>, env: EnvSource<'_>, flags: &[(&'static str, String)]) -> Result<Self, SettingsError> {
+    pub fn load(
+        file: Option<&Path>,
+        env: EnvSource<'_>,
+        flags: &[(&'static str, String)],
+    ) -> Result<Self, SettingsError> {
         let l = Layers::load(SPECS, file, env, flags)?;
-        let state_dir: PathBuf = l.parse("state_dir", |v| if v.trim().is_empty() { Err("must not be empty".into()) } else { Ok(PathBuf::from(v)) })?;
+        let state_dir: PathBuf = l.parse("state_dir", |v| {
+            if v.trim().is_empty() {
+                Err("must not be empty".into())
+            } else {
+                Ok(PathBuf::from(v))
+            }
+        })?;
         let server = match l.raw("server").0.trim() {
             "" => None,
             s if s.starts_with("https://") => Some(s.trim_end_matches('/').to_owned()),
             _ => return Err(l.error("server", "must start with https://")),
         };
         let sample_interval = l.duration("metrics.sample_interval")?;
-        if sample_interval < Duration::from_millis(100) || sample_interval > Duration::from_secs(60) {
+        if sample_interval < Duration::from_millis(100) || sample_interval > Duration::from_secs(60)
+        {
             return Err(l.error("metrics.sample_interval", "must be between 100ms and 60s"));
         }
         let summary_interval = l.duration("metrics.summary_interval")?;
@@ -53,7 +130,10 @@ impl Config {
             || summary_interval > Duration::from_secs(300)
             || summary_interval.as_millis() % sample_interval.as_millis() != 0
         {
-            return Err(l.error("metrics.summary_interval", "must be a multiple of the sample interval, at most 5m"));
+            return Err(l.error(
+                "metrics.summary_interval",
+                "must be a multiple of the sample interval, at most 5m",
+            ));
         }
         let history = l.duration("metrics.history")?;
         if history > Duration::from_secs(6 * 3600) {
@@ -66,7 +146,10 @@ impl Config {
         let backoff_initial = l.duration("link.backoff_initial")?;
         let backoff_cap = l.duration("link.backoff_cap")?;
         if backoff_initial < Duration::from_millis(10) || backoff_cap < backoff_initial {
-            return Err(l.error("link.backoff_cap", "backoff_initial must be at least 10ms and backoff_cap at least backoff_initial"));
+            return Err(l.error(
+                "link.backoff_cap",
+                "backoff_initial must be at least 10ms and backoff_cap at least backoff_initial",
+            ));
         }
         let text = |key: &'static str, max: usize| -> Result<String, SettingsError> {
             let v = l.raw(key).0.trim().to_owned();
@@ -119,7 +202,9 @@ mod tests {
         let env = |k: &str| (k == "SOVEREIGN_AGENT_SUMMARY_INTERVAL").then(|| "15500ms".to_owned());
         let err = Config::load(None, &env, &[]).unwrap_err().to_string();
         assert!(err.contains("metrics.summary_interval"), "{err}");
-        let err = Config::load(None, &|_| None, &[("server", "http://x".into())]).unwrap_err().to_string();
+        let err = Config::load(None, &|_| None, &[("server", "http://x".into())])
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("--server"), "{err}");
     }
 
@@ -127,6 +212,9 @@ mod tests {
     fn reference_page_is_in_sync() {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/config-agent.md");
         let on_disk = std::fs::read_to_string(&path).unwrap_or_default();
-        assert!(on_disk == docs(), "docs/config-agent.md is stale: run `cargo run -p sovereign-agent -- config-docs > docs/config-agent.md`");
+        assert!(
+            on_disk == docs(),
+            "docs/config-agent.md is stale: run `cargo run -p sovereign-agent -- config-docs > docs/config-agent.md`"
+        );
     }
 }

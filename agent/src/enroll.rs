@@ -32,8 +32,11 @@ pub enum EnrollError {
 /// the control plane names the certificate itself.
 pub fn key_and_csr() -> Result<(KeyPair, Vec<u8>), EnrollError> {
     let key = KeyPair::generate().map_err(|e| EnrollError::Key(e.to_string()))?;
-    let params = CertificateParams::new(Vec::<String>::new()).map_err(|e| EnrollError::Key(e.to_string()))?;
-    let csr = params.serialize_request(&key).map_err(|e| EnrollError::Key(e.to_string()))?;
+    let params = CertificateParams::new(Vec::<String>::new())
+        .map_err(|e| EnrollError::Key(e.to_string()))?;
+    let csr = params
+        .serialize_request(&key)
+        .map_err(|e| EnrollError::Key(e.to_string()))?;
     Ok((key, csr.der().to_vec()))
 }
 
@@ -43,6 +46,8 @@ pub struct EnrollParams<'a> {
     pub ca_sha256: [u8; 32],
     pub machine_id: String,
     pub facts: pb::HostFacts,
+    /// A hostname override to keep for later runs.
+    pub hostname: Option<String>,
 }
 
 pub async fn enroll(state: &StateDir, p: EnrollParams<'_>) -> Result<Identity, EnrollError> {
@@ -58,14 +63,17 @@ pub async fn enroll(state: &StateDir, p: EnrollParams<'_>) -> Result<Identity, E
     };
     let mut req = tonic::Request::new(request);
     req.set_timeout(Duration::from_secs(30));
-    let resp = client.enroll(req).await.map_err(|status| match status.code() {
-        tonic::Code::Unavailable | tonic::Code::Unknown | tonic::Code::DeadlineExceeded => {
-            EnrollError::Unreachable(describe(&status))
-        }
-        _ => EnrollError::Refused(status.message().to_owned()),
-    })?;
+    let resp = client
+        .enroll(req)
+        .await
+        .map_err(|status| match status.code() {
+            tonic::Code::Unavailable | tonic::Code::Unknown | tonic::Code::DeadlineExceeded => {
+                EnrollError::Unreachable(describe(&status))
+            }
+            _ => EnrollError::Refused(status.message().to_owned()),
+        })?;
     let resp = resp.into_inner();
-    if Sha256::digest(&resp.ca_der).as_slice() != p.ca_sha256 {
+    if Sha256::digest(&resp.ca_der)[..] != p.ca_sha256[..] {
         return Err(EnrollError::CaMismatch);
     }
     let identity = Identity {
@@ -74,6 +82,7 @@ pub async fn enroll(state: &StateDir, p: EnrollParams<'_>) -> Result<Identity, E
         server: p.server.to_owned(),
         cert_received_ms: now_ms(),
         cert_not_after_ms: resp.not_after_ms,
+        hostname: p.hostname,
     };
     state.save(&Credentials {
         identity: identity.clone(),

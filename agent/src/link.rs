@@ -64,7 +64,11 @@ impl Link {
             match end {
                 End::Shutdown => break,
                 End::Lost { reason, stable } => {
-                    failures = if stable { 0 } else { failures.saturating_add(1) };
+                    failures = if stable {
+                        0
+                    } else {
+                        failures.saturating_add(1)
+                    };
                     let delay = backoff(self.backoff_initial, self.backoff_cap, failures);
                     tracing::warn!(reason = %reason, retry_in_ms = delay.as_millis() as u64, pending = self.outbox.pending(), "Not connected to the control plane; retrying.");
                     if self.wait(delay, &shutdown).await {
@@ -102,7 +106,10 @@ impl Link {
         if let Err(e) = self.outbox.flush() {
             tracing::error!(error = %e, "Could not flush the outbox.");
         }
-        tracing::info!(pending = self.outbox.pending(), "Link stopped; unsent summaries stay in the outbox.");
+        tracing::info!(
+            pending = self.outbox.pending(),
+            "Link stopped; unsent summaries stay in the outbox."
+        );
     }
 
     fn spool(&mut self, s: &SummaryPoint) {
@@ -114,8 +121,15 @@ impl Link {
 
     async fn session(&mut self, shutdown: &CancellationToken) -> End {
         let started = Instant::now();
-        let lost = |reason: String| End::Lost { reason, stable: false };
-        let config = match tls::mutual_config(&self.creds.ca_der, &self.creds.cert_der, self.creds.key_der.clone()) {
+        let lost = |reason: String| End::Lost {
+            reason,
+            stable: false,
+        };
+        let config = match tls::mutual_config(
+            &self.creds.ca_der,
+            &self.creds.cert_der,
+            self.creds.key_der.clone(),
+        ) {
             Ok(c) => c,
             Err(e) => return lost(e.to_string()),
         };
@@ -156,10 +170,8 @@ impl Link {
         let mut heartbeat = tokio::time::interval(HEARTBEAT);
         let mut renew_check = tokio::time::interval(Duration::from_secs(2));
         let end = loop {
-            if welcomed {
-                if let Err(reason) = self.send_backlog(&tx, &mut sent_up_to).await {
-                    break lost(reason);
-                }
+            if welcomed && let Err(reason) = self.send_backlog(&tx, &mut sent_up_to).await {
+                break lost(reason);
             }
             tokio::select! {
                 () = shutdown.cancelled() => break End::Shutdown,
@@ -225,20 +237,30 @@ impl Link {
             }
         };
         match end {
-            End::Lost { reason, .. } => End::Lost { reason, stable: welcomed && started.elapsed() >= STABLE_AFTER },
+            End::Lost { reason, .. } => End::Lost {
+                reason,
+                stable: welcomed && started.elapsed() >= STABLE_AFTER,
+            },
             other => other,
         }
     }
 
     /// Sends unacked batches from the outbox, keeping at most `WINDOW` in flight.
-    async fn send_backlog(&mut self, tx: &mpsc::Sender<pb::AgentMessage>, sent_up_to: &mut u64) -> Result<(), String> {
+    async fn send_backlog(
+        &mut self,
+        tx: &mpsc::Sender<pb::AgentMessage>,
+        sent_up_to: &mut u64,
+    ) -> Result<(), String> {
         *sent_up_to = (*sent_up_to).max(self.outbox.acked_seq());
         let in_flight = sent_up_to.saturating_sub(self.outbox.acked_seq());
         if in_flight >= WINDOW || self.outbox.last_seq() <= *sent_up_to {
             return Ok(());
         }
         let want = usize::try_from(WINDOW - in_flight).unwrap_or(1);
-        let records = self.outbox.read_after(*sent_up_to, want).map_err(|e| format!("cannot read the outbox: {e}"))?;
+        let records = self
+            .outbox
+            .read_after(*sent_up_to, want)
+            .map_err(|e| format!("cannot read the outbox: {e}"))?;
         for (seq, payload) in records {
             *sent_up_to = seq;
             let point = match pb::MetricPoint::decode(payload.as_slice()) {
@@ -248,8 +270,16 @@ impl Link {
                     continue;
                 }
             };
-            let msg = pb::AgentMessage { id: 0, body: Some(Body::Metrics(pb::MetricBatch { seq, points: vec![point] })) };
-            tx.send(msg).await.map_err(|_| "the stream closed".to_owned())?;
+            let msg = pb::AgentMessage {
+                id: 0,
+                body: Some(Body::Metrics(pb::MetricBatch {
+                    seq,
+                    points: vec![point],
+                })),
+            };
+            tx.send(msg)
+                .await
+                .map_err(|_| "the stream closed".to_owned())?;
         }
         Ok(())
     }
@@ -260,8 +290,15 @@ impl Link {
         now_ms() as f64 >= id.cert_received_ms as f64 + life * RENEW_AT
     }
 
-    fn renewed(&mut self, id: u64, r: pb::RenewResponse, pending: &mut Option<(u64, rcgen::KeyPair)>) {
-        let Some((want, key)) = pending.take() else { return };
+    fn renewed(
+        &mut self,
+        id: u64,
+        r: pb::RenewResponse,
+        pending: &mut Option<(u64, rcgen::KeyPair)>,
+    ) {
+        let Some((want, key)) = pending.take() else {
+            return;
+        };
         if want != id {
             *pending = Some((want, key));
             return;
@@ -280,15 +317,25 @@ impl Link {
                 tracing::info!(not_after_ms = r.not_after_ms, "Certificate renewed.");
                 self.creds = creds;
             }
-            Err(e) => tracing::error!(error = %e, "Could not save the renewed certificate; keeping the old one."),
+            Err(e) => {
+                tracing::error!(error = %e, "Could not save the renewed certificate; keeping the old one.")
+            }
         }
     }
+}
+
+/// Facts in wire form, for enrollment.
+pub fn facts_to_wire(f: &HostFacts) -> pb::HostFacts {
+    convert::facts(f)
 }
 
 /// Explains why the control plane refused or dropped us.
 fn refusal(status: &tonic::Status) -> String {
     match status.code() {
-        tonic::Code::PermissionDenied => format!("refused: {} (ask an admin to re-enroll this machine)", status.message()),
+        tonic::Code::PermissionDenied => format!(
+            "refused: {} (ask an admin to re-enroll this machine)",
+            status.message()
+        ),
         tonic::Code::Unauthenticated => format!("not accepted: {}", status.message()),
         _ => describe(status),
     }
@@ -316,12 +363,8 @@ mod tests {
             let ceiling = i.saturating_mul(1u32 << f.min(20)).min(cap);
             assert!(d >= ceiling / 2 && d <= ceiling, "{f}: {d:?}");
         }
-        let spread: std::collections::HashSet<u128> = (0..50).map(|_| backoff(i, cap, 10).as_millis()).collect();
+        let spread: std::collections::HashSet<u128> =
+            (0..50).map(|_| backoff(i, cap, 10).as_millis()).collect();
         assert!(spread.len() > 10, "jitter spreads reconnects");
     }
-}
-
-/// Facts in wire form, for enrollment.
-pub fn facts_to_wire(f: &HostFacts) -> pb::HostFacts {
-    convert::facts(f)
 }

@@ -1,15 +1,9 @@
 //! `sovereign-agent`: enrolls this machine with a control plane, then keeps
 //! one outbound mutual-TLS stream open and streams host metrics over it.
 
-mod collector;
-mod config;
-mod enroll;
-mod link;
-mod metrics;
-mod outbox;
-mod sampler;
-mod state;
-mod tls;
+#![cfg_attr(test, allow(clippy::unwrap_used))]
+
+use sovereign_agent::{collector, config, enroll, link, metrics, outbox, sampler, tls};
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -18,13 +12,17 @@ use clap::{Args, Parser, Subcommand};
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
-use crate::config::Config;
-use crate::state::StateDir;
+use sovereign_agent::config::Config;
+use sovereign_agent::state::StateDir;
 
 const EXIT_CONFIG: u8 = 64;
 
 #[derive(Parser)]
-#[command(name = "sovereign-agent", version, about = "Sovereign agent: dials out to the control plane and streams this machine's metrics")]
+#[command(
+    name = "sovereign-agent",
+    version,
+    about = "Sovereign agent: dials out to the control plane and streams this machine's metrics"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -113,7 +111,10 @@ fn main() -> ExitCode {
     init_logging(config.log_json);
     // One thread is plenty for one connection and a sampler, and keeps the
     // agent's footprint small.
-    let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("sovereign-agent: cannot start the runtime: {e}");
@@ -122,7 +123,12 @@ fn main() -> ExitCode {
     };
     let result = rt.block_on(async {
         match command {
-            Command::Enroll { server, token, ca_sha256, .. } => enroll(&config, server, token, ca_sha256).await,
+            Command::Enroll {
+                server,
+                token,
+                ca_sha256,
+                ..
+            } => enroll(&config, server, token, ca_sha256).await,
             Command::Run { .. } => run(config).await,
             Command::Facts { .. } => facts(&config),
             Command::ConfigDocs => Ok(()),
@@ -140,7 +146,11 @@ fn main() -> ExitCode {
 fn init_logging(json: bool) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(ansi)
+        .with_writer(std::io::stderr);
     if json {
         builder.json().init();
     } else {
@@ -148,11 +158,18 @@ fn init_logging(json: bool) {
     }
 }
 
-fn host_facts(config: &Config) -> anyhow::Result<metrics::HostFacts> {
+/// This host's facts; the hostname comes from the config, else from the
+/// enrollment's `--hostname`, else from the system.
+fn host_facts(
+    config: &Config,
+    enrolled_hostname: Option<&str>,
+) -> anyhow::Result<metrics::HostFacts> {
     let mut sampler = sampler::Sampler::new()?;
     let mut facts = sampler.facts();
     if !config.hostname.is_empty() {
         facts.hostname = config.hostname.clone();
+    } else if let Some(h) = enrolled_hostname {
+        facts.hostname = h.to_owned();
     }
     Ok(facts)
 }
@@ -161,11 +178,29 @@ async fn enroll(config: &Config, server: &str, token: &str, ca_sha256: &str) -> 
     let pin = tls::parse_fingerprint(ca_sha256).map_err(|e| anyhow::anyhow!("--ca-sha256: {e}"))?;
     let state = StateDir::open(&config.state_dir)?;
     let machine_id = state.machine_id(&config.machine_id)?;
-    let facts = link_facts(&host_facts(config)?);
+    let facts = link_facts(&host_facts(config, None)?);
     let server = config.server.clone().unwrap_or_else(|| server.to_owned());
-    let identity = enroll::enroll(&state, enroll::EnrollParams { server: &server, token, ca_sha256: pin, machine_id, facts }).await?;
-    println!("Enrolled as agent {} in project {}.", identity.agent_id, identity.project);
-    println!("State saved in {}. Start streaming with: sovereign-agent run", state.path().display());
+    let hostname = (!config.hostname.is_empty()).then(|| config.hostname.clone());
+    let identity = enroll::enroll(
+        &state,
+        enroll::EnrollParams {
+            server: &server,
+            token,
+            ca_sha256: pin,
+            machine_id,
+            facts,
+            hostname,
+        },
+    )
+    .await?;
+    println!(
+        "Enrolled as agent {} in project {}.",
+        identity.agent_id, identity.project
+    );
+    println!(
+        "State saved in {}. Start streaming with: sovereign-agent run",
+        state.path().display()
+    );
     Ok(())
 }
 
@@ -191,9 +226,12 @@ fn facts(config: &Config) -> anyhow::Result<()> {
 async fn run(config: Config) -> anyhow::Result<()> {
     let state = StateDir::open(&config.state_dir)?;
     let creds = state.load()?;
-    let server = config.server.clone().unwrap_or_else(|| creds.identity.server.clone());
+    let server = config
+        .server
+        .clone()
+        .unwrap_or_else(|| creds.identity.server.clone());
     let outbox = outbox::Outbox::open(&state.outbox_dir(), config.outbox_max_bytes)?;
-    let facts = host_facts(&config)?;
+    let facts = host_facts(&config, creds.identity.hostname.as_deref())?;
     tracing::info!(agent_id = %creds.identity.agent_id, server = %server, pending = outbox.pending(), "Agent starting.");
 
     let shutdown = CancellationToken::new();
@@ -201,7 +239,15 @@ async fn run(config: Config) -> anyhow::Result<()> {
     let (live_tx, live) = mpsc::channel(8);
     let (processes_tx, processes) = mpsc::channel(2);
     let (full_rate_tx, full_rate) = watch::channel(false);
-    let collector = collector::Collector::new(&config, collector::Outputs { summaries: summaries_tx, live: live_tx, processes: processes_tx }, full_rate)?;
+    let collector = collector::Collector::new(
+        &config,
+        collector::Outputs {
+            summaries: summaries_tx,
+            live: live_tx,
+            processes: processes_tx,
+        },
+        full_rate,
+    )?;
     let collector_task = tokio::spawn(collector.run(shutdown.clone()));
     let link = link::Link {
         state,
@@ -209,7 +255,11 @@ async fn run(config: Config) -> anyhow::Result<()> {
         server,
         facts,
         outbox,
-        feeds: link::Feeds { summaries, live, processes },
+        feeds: link::Feeds {
+            summaries,
+            live,
+            processes,
+        },
         full_rate: full_rate_tx,
         backoff_initial: config.backoff_initial,
         backoff_cap: config.backoff_cap,
@@ -231,7 +281,10 @@ async fn wait_for_signal() {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
-        match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
+        match (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) {
             (Ok(mut term), Ok(mut int)) => {
                 tokio::select! {
                     _ = term.recv() => {}

@@ -8,8 +8,13 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {
     #[error("cannot use {path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
-    #[error("this agent is not enrolled yet (no {0}): run `sovereign-agent enroll --server URL --token TOKEN --ca-sha256 HASH` first")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(
+        "this agent is not enrolled yet (no {0}): run `sovereign-agent enroll --server URL --token TOKEN --ca-sha256 HASH` first"
+    )]
     NotEnrolled(PathBuf),
     #[error("{path} is damaged: {reason}; re-enroll the agent")]
     Corrupt { path: PathBuf, reason: String },
@@ -25,6 +30,9 @@ pub struct Identity {
     /// measured from here, not from the certificate's backdated start.
     pub cert_received_ms: i64,
     pub cert_not_after_ms: i64,
+    /// The hostname given at enrollment (`--hostname`), kept for every run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hostname: Option<String>,
 }
 
 /// Everything needed to open the mutual-TLS stream.
@@ -38,7 +46,10 @@ pub struct Credentials {
 
 impl std::fmt::Debug for Credentials {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Credentials").field("identity", &self.identity).field("key_der", &"[redacted]").finish_non_exhaustive()
+        f.debug_struct("Credentials")
+            .field("identity", &self.identity)
+            .field("key_der", &"[redacted]")
+            .finish_non_exhaustive()
     }
 }
 
@@ -49,14 +60,23 @@ pub struct StateDir {
 
 impl StateDir {
     pub fn open(dir: &Path) -> Result<Self, StateError> {
-        std::fs::create_dir_all(dir).map_err(|source| StateError::Io { path: dir.to_owned(), source })?;
+        std::fs::create_dir_all(dir).map_err(|source| StateError::Io {
+            path: dir.to_owned(),
+            source,
+        })?;
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
-                .map_err(|source| StateError::Io { path: dir.to_owned(), source })?;
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(
+                |source| StateError::Io {
+                    path: dir.to_owned(),
+                    source,
+                },
+            )?;
         }
-        Ok(Self { dir: dir.to_owned() })
+        Ok(Self {
+            dir: dir.to_owned(),
+        })
     }
 
     pub fn path(&self) -> &Path {
@@ -73,7 +93,10 @@ impl StateDir {
             return Err(StateError::NotEnrolled(id_path));
         }
         let text = self.read_string(&id_path)?;
-        let identity: Identity = toml::from_str(&text).map_err(|e| StateError::Corrupt { path: id_path.clone(), reason: e.to_string() })?;
+        let identity: Identity = toml::from_str(&text).map_err(|e| StateError::Corrupt {
+            path: id_path.clone(),
+            reason: e.to_string(),
+        })?;
         Ok(Credentials {
             identity,
             ca_der: self.read(&self.dir.join("ca.der"))?,
@@ -89,7 +112,10 @@ impl StateDir {
         self.write(&self.dir.join("key.der"), &c.key_der, 0o600)?;
         self.write(&self.dir.join("cert.der"), &c.cert_der, 0o644)?;
         self.write(&self.dir.join("ca.der"), &c.ca_der, 0o644)?;
-        let text = toml::to_string(&c.identity).map_err(|e| StateError::Corrupt { path: self.dir.join("agent.toml"), reason: e.to_string() })?;
+        let text = toml::to_string(&c.identity).map_err(|e| StateError::Corrupt {
+            path: self.dir.join("agent.toml"),
+            reason: e.to_string(),
+        })?;
         self.write(&self.dir.join("agent.toml"), text.as_bytes(), 0o644)
     }
 
@@ -121,16 +147,25 @@ impl StateDir {
     fn read(&self, path: &Path) -> Result<Vec<u8>, StateError> {
         std::fs::read(path).map_err(|source| match source.kind() {
             std::io::ErrorKind::NotFound => StateError::NotEnrolled(path.to_owned()),
-            _ => StateError::Io { path: path.to_owned(), source },
+            _ => StateError::Io {
+                path: path.to_owned(),
+                source,
+            },
         })
     }
 
     fn read_string(&self, path: &Path) -> Result<String, StateError> {
-        std::fs::read_to_string(path).map_err(|source| StateError::Io { path: path.to_owned(), source })
+        std::fs::read_to_string(path).map_err(|source| StateError::Io {
+            path: path.to_owned(),
+            source,
+        })
     }
 
     fn write(&self, path: &Path, data: &[u8], mode: u32) -> Result<(), StateError> {
-        let err = |source| StateError::Io { path: path.to_owned(), source };
+        let err = |source| StateError::Io {
+            path: path.to_owned(),
+            source,
+        };
         let tmp = path.with_extension("tmp");
         let mut options = std::fs::OpenOptions::new();
         options.write(true).create(true).truncate(true);
@@ -159,7 +194,14 @@ mod tests {
         let s = StateDir::open(dir.path()).unwrap();
         assert!(matches!(s.load(), Err(StateError::NotEnrolled(_))));
         let c = Credentials {
-            identity: Identity { agent_id: "a".into(), project: "default".into(), server: "https://x:1".into(), cert_received_ms: 1, cert_not_after_ms: 2 },
+            identity: Identity {
+                agent_id: "a".into(),
+                project: "default".into(),
+                server: "https://x:1".into(),
+                cert_received_ms: 1,
+                cert_not_after_ms: 2,
+                hostname: None,
+            },
             ca_der: vec![1],
             cert_der: vec![2],
             key_der: vec![3],
@@ -172,7 +214,10 @@ mod tests {
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            let mode = std::fs::metadata(dir.path().join("key.der")).unwrap().permissions().mode();
+            let mode = std::fs::metadata(dir.path().join("key.der"))
+                .unwrap()
+                .permissions()
+                .mode();
             assert_eq!(mode & 0o777, 0o600);
         }
     }

@@ -7,8 +7,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hyper_util::rt::TokioIo;
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::client::WebPkiServerVerifier;
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
@@ -42,7 +42,10 @@ pub struct PinnedCa {
 
 impl PinnedCa {
     pub fn new(want: [u8; 32]) -> Self {
-        Self { want, provider: provider() }
+        Self {
+            want,
+            provider: provider(),
+        }
     }
 }
 
@@ -55,19 +58,32 @@ impl ServerCertVerifier for PinnedCa {
         ocsp: &[u8],
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        let Some(ca) = intermediates.iter().find(|c| Sha256::digest(c.as_ref()).as_slice() == self.want) else {
-            let seen: Vec<String> = intermediates.iter().map(|c| hex::encode(Sha256::digest(c.as_ref()))).collect();
+        let Some(ca) = intermediates
+            .iter()
+            .find(|c| Sha256::digest(c.as_ref())[..] == self.want[..])
+        else {
+            let seen: Vec<String> = intermediates
+                .iter()
+                .map(|c| hex::encode(Sha256::digest(c.as_ref())))
+                .collect();
             return Err(rustls::Error::General(format!(
                 "the server's CA does not match --ca-sha256 {} (it presented {}): check the hash, or you may be talking to the wrong server",
                 hex::encode(self.want),
-                if seen.is_empty() { "no CA certificate".to_owned() } else { seen.join(", ") }
+                if seen.is_empty() {
+                    "no CA certificate".to_owned()
+                } else {
+                    seen.join(", ")
+                }
             )));
         };
         let mut roots = RootCertStore::empty();
-        roots.add(ca.clone().into_owned()).map_err(|e| rustls::Error::General(format!("the pinned CA is unusable: {e}")))?;
-        let inner = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), self.provider.clone())
-            .build()
-            .map_err(|e| rustls::Error::General(e.to_string()))?;
+        roots
+            .add(ca.clone().into_owned())
+            .map_err(|e| rustls::Error::General(format!("the pinned CA is unusable: {e}")))?;
+        let inner =
+            WebPkiServerVerifier::builder_with_provider(Arc::new(roots), self.provider.clone())
+                .build()
+                .map_err(|e| rustls::Error::General(e.to_string()))?;
         inner.verify_server_cert(end_entity, intermediates, server_name, ocsp, now)
     }
 
@@ -77,7 +93,12 @@ impl ServerCertVerifier for PinnedCa {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
     }
 
     fn verify_tls13_signature(
@@ -86,11 +107,18 @@ impl ServerCertVerifier for PinnedCa {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.provider.signature_verification_algorithms.supported_schemes()
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
     }
 }
 
@@ -108,12 +136,17 @@ pub fn pinned_config(want: [u8; 32]) -> Result<ClientConfig, TlsError> {
 
 /// Config for the agent stream: the stored CA as the only root, and the
 /// agent's client certificate.
-pub fn mutual_config(ca_der: &[u8], cert_der: &[u8], key_der: Vec<u8>) -> Result<ClientConfig, TlsError> {
+pub fn mutual_config(
+    ca_der: &[u8],
+    cert_der: &[u8],
+    key_der: Vec<u8>,
+) -> Result<ClientConfig, TlsError> {
     let mut roots = RootCertStore::empty();
     roots
         .add(CertificateDer::from(ca_der.to_vec()))
         .map_err(|e| TlsError::Setup(format!("stored CA certificate is unusable: {e}")))?;
-    let key = PrivateKeyDer::try_from(key_der).map_err(|e| TlsError::Setup(format!("stored key is unusable: {e}")))?;
+    let key = PrivateKeyDer::try_from(key_der)
+        .map_err(|e| TlsError::Setup(format!("stored key is unusable: {e}")))?;
     let mut config = ClientConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
         .map_err(|e| TlsError::Setup(e.to_string()))?
@@ -126,12 +159,16 @@ pub fn mutual_config(ca_der: &[u8], cert_der: &[u8], key_der: Vec<u8>) -> Result
 
 /// Splits `https://host:port` into what to dial.
 pub fn host_port(url: &str) -> Result<(String, u16), TlsError> {
-    let rest = url.strip_prefix("https://").ok_or_else(|| TlsError::BadUrl(url.to_owned()))?;
+    let rest = url
+        .strip_prefix("https://")
+        .ok_or_else(|| TlsError::BadUrl(url.to_owned()))?;
     let authority = rest.split('/').next().unwrap_or("");
     let (host, port) = match authority.rsplit_once(':') {
-        Some((h, p)) if !h.ends_with(']') || h.starts_with('[') => {
-            (h.trim_start_matches('[').trim_end_matches(']').to_owned(), p.parse::<u16>().map_err(|_| TlsError::BadUrl(url.to_owned()))?)
-        }
+        Some((h, p)) if !h.ends_with(']') || h.starts_with('[') => (
+            h.trim_start_matches('[').trim_end_matches(']').to_owned(),
+            p.parse::<u16>()
+                .map_err(|_| TlsError::BadUrl(url.to_owned()))?,
+        ),
         _ => (authority.to_owned(), 443),
     };
     if host.is_empty() {
@@ -150,28 +187,51 @@ pub fn channel(url: &str, config: ClientConfig) -> Result<Channel, TlsError> {
         .http2_keep_alive_interval(Duration::from_secs(30))
         .keep_alive_timeout(Duration::from_secs(20))
         .keep_alive_while_idle(true);
-    Ok(endpoint.connect_with_connector_lazy(tower::service_fn(move |_uri| {
-        let connector = connector.clone();
-        let host = host.clone();
-        async move {
-            let tcp = tokio::time::timeout(Duration::from_secs(10), tokio::net::TcpStream::connect((host.as_str(), port)))
+    Ok(
+        endpoint.connect_with_connector_lazy(tower::service_fn(move |_uri| {
+            let connector = connector.clone();
+            let host = host.clone();
+            async move {
+                let tcp = tokio::time::timeout(
+                    Duration::from_secs(10),
+                    tokio::net::TcpStream::connect((host.as_str(), port)),
+                )
                 .await
-                .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, format!("connecting to {host}:{port} timed out")))??;
-            let _ = tcp.set_nodelay(true);
-            let name = ServerName::try_from(SERVER_NAME).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
-            let tls = tokio::time::timeout(Duration::from_secs(10), connector.connect(name, tcp))
-                .await
-                .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "TLS handshake timed out"))??;
-            Ok::<_, std::io::Error>(TokioIo::new(tls))
-        }
-    })))
+                .map_err(|_| {
+                    std::io::Error::new(
+                        std::io::ErrorKind::TimedOut,
+                        format!("connecting to {host}:{port} timed out"),
+                    )
+                })??;
+                let _ = tcp.set_nodelay(true);
+                let name = ServerName::try_from(SERVER_NAME)
+                    .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
+                let tls =
+                    tokio::time::timeout(Duration::from_secs(10), connector.connect(name, tcp))
+                        .await
+                        .map_err(|_| {
+                            std::io::Error::new(
+                                std::io::ErrorKind::TimedOut,
+                                "TLS handshake timed out",
+                            )
+                        })??;
+                Ok::<_, std::io::Error>(TokioIo::new(tls))
+            }
+        })),
+    )
 }
 
 /// Parses a `--ca-sha256` value (64 hex digits, `:` separators allowed).
 pub fn parse_fingerprint(s: &str) -> Result<[u8; 32], String> {
-    let clean: String = s.trim().trim_start_matches("sha256:").chars().filter(|c| *c != ':').collect();
+    let clean: String = s
+        .trim()
+        .trim_start_matches("sha256:")
+        .chars()
+        .filter(|c| *c != ':')
+        .collect();
     let bytes = hex::decode(&clean).map_err(|_| "the CA hash must be 64 hex digits".to_owned())?;
-    <[u8; 32]>::try_from(bytes.as_slice()).map_err(|_| "the CA hash must be 64 hex digits (SHA-256)".to_owned())
+    <[u8; 32]>::try_from(bytes.as_slice())
+        .map_err(|_| "the CA hash must be 64 hex digits (SHA-256)".to_owned())
 }
 
 #[cfg(test)]
@@ -180,9 +240,18 @@ mod tests {
 
     #[test]
     fn urls_and_fingerprints() {
-        assert_eq!(host_port("https://cp.example.com:7443").unwrap(), ("cp.example.com".into(), 7443));
-        assert_eq!(host_port("https://127.0.0.1:9/").unwrap(), ("127.0.0.1".into(), 9));
-        assert_eq!(host_port("https://[::1]:7443").unwrap(), ("::1".into(), 7443));
+        assert_eq!(
+            host_port("https://cp.example.com:7443").unwrap(),
+            ("cp.example.com".into(), 7443)
+        );
+        assert_eq!(
+            host_port("https://127.0.0.1:9/").unwrap(),
+            ("127.0.0.1".into(), 9)
+        );
+        assert_eq!(
+            host_port("https://[::1]:7443").unwrap(),
+            ("::1".into(), 7443)
+        );
         assert_eq!(host_port("https://cp").unwrap(), ("cp".into(), 443));
         assert!(host_port("http://cp:1").is_err());
         assert!(host_port("https://:1").is_err());

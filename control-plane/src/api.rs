@@ -4,7 +4,7 @@
 mod agents;
 mod auth;
 mod error;
-mod openapi;
+pub mod openapi;
 mod tokens;
 
 pub use auth::{generate_token as auth_token, hash_token as hash_api_token};
@@ -43,14 +43,23 @@ pub fn router(state: SharedState) -> Router {
         .route("/agents", get(agents::list))
         .route("/agents/{id}", get(agents::get))
         .route("/agents/{id}/revoke", post(agents::revoke))
-        .route("/agents/{id}/labels", axum::routing::put(agents::set_labels))
+        .route(
+            "/agents/{id}/labels",
+            axum::routing::put(agents::set_labels),
+        )
         .route("/agents/{id}/metrics", get(agents::metrics))
         .route("/agents/{id}/live", get(agents::live))
         .route("/tokens", get(tokens::list).post(tokens::create))
         .route("/tokens/{id}/revoke", post(tokens::revoke))
-        .route("/projects", get(tokens::list_projects).post(tokens::create_project))
+        .route(
+            "/projects",
+            get(tokens::list_projects).post(tokens::create_project),
+        )
         .route("/ca", get(tokens::ca))
-        .route_layer(axum::middleware::from_fn_with_state(state.clone(), auth::require_token))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::require_token,
+        ))
         .route("/openapi.json", get(openapi::document));
     Router::new()
         .nest("/api/v1", api)
@@ -76,7 +85,10 @@ async fn prometheus(State(s): State<SharedState>) -> Response {
     let online = s.fleet.online().await.len();
     let known = s.store.list_agents().await.map(|a| a.len()).unwrap_or(0);
     (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
         s.telemetry.render(online, known),
     )
         .into_response()
@@ -110,3 +122,6 @@ where
 pub fn now_ms() -> i64 {
     crate::pki::millis(std::time::SystemTime::now())
 }
+
+#[cfg(test)]
+mod tests;

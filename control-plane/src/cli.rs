@@ -15,7 +15,11 @@ use crate::config::{self, Config};
 const EXIT_CONFIG: u8 = 64;
 
 #[derive(Parser)]
-#[command(name = "sovereign", version, about = "Sovereign fleet control plane: server and admin CLI")]
+#[command(
+    name = "sovereign",
+    version,
+    about = "Sovereign fleet control plane: server and admin CLI"
+)]
 pub struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -60,13 +64,28 @@ struct ServeArgs {
 #[derive(Args, Clone)]
 struct ClientArgs {
     /// Base URL of the control plane's HTTP API.
-    #[arg(long, env = "SOVEREIGN_API_URL", default_value = "http://127.0.0.1:8080", global = true)]
+    #[arg(
+        long,
+        env = "SOVEREIGN_API_URL",
+        default_value = "http://127.0.0.1:8080",
+        global = true
+    )]
     api: String,
     /// API token; default: DATA_DIR/admin.token.
-    #[arg(long, env = "SOVEREIGN_API_TOKEN", hide_env_values = true, global = true)]
+    #[arg(
+        long,
+        env = "SOVEREIGN_API_TOKEN",
+        hide_env_values = true,
+        global = true
+    )]
     api_token: Option<String>,
     /// Data dir to find admin.token in, for a local control plane.
-    #[arg(long, env = "SOVEREIGN_DATA_DIR", default_value = "./sovereign-data", global = true)]
+    #[arg(
+        long,
+        env = "SOVEREIGN_DATA_DIR",
+        default_value = "./sovereign-data",
+        global = true
+    )]
     data_dir: PathBuf,
     /// Print raw JSON.
     #[arg(long, global = true)]
@@ -145,7 +164,10 @@ pub fn main(cli: Cli) -> ExitCode {
             ExitCode::SUCCESS
         }
         other => {
-            let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+            let rt = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
                 Ok(rt) => rt,
                 Err(e) => {
                     eprintln!("error: cannot start the runtime: {e}");
@@ -185,7 +207,10 @@ fn serve(args: ServeArgs) -> ExitCode {
         }
     };
     init_logging(config.log_json);
-    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("sovereign: cannot start the runtime: {e}");
@@ -195,7 +220,10 @@ fn serve(args: ServeArgs) -> ExitCode {
     match rt.block_on(crate::server::run(config)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            tracing::error!(error = format!("{e:#}"), "The control plane stopped on an error.");
+            tracing::error!(
+                error = format!("{e:#}"),
+                "The control plane stopped on an error."
+            );
             eprintln!("sovereign: {e:#}");
             ExitCode::FAILURE
         }
@@ -205,7 +233,11 @@ fn serve(args: ServeArgs) -> ExitCode {
 fn init_logging(json: bool) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(ansi)
+        .with_writer(std::io::stderr);
     if json {
         builder.json().init();
     } else {
@@ -232,16 +264,29 @@ impl Api {
                     .to_owned()
             }
         };
-        Ok(Self { base: c.api.trim_end_matches('/').to_owned(), token, http: reqwest::Client::new(), json: c.json })
+        Ok(Self {
+            base: c.api.trim_end_matches('/').to_owned(),
+            token,
+            http: reqwest::Client::new(),
+            json: c.json,
+        })
     }
 
-    async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> anyhow::Result<Value> {
+    async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> anyhow::Result<Value> {
         let url = format!("{}/api/v1{path}", self.base);
         let mut req = self.http.request(method, &url).bearer_auth(&self.token);
         if let Some(b) = body {
             req = req.json(&b);
         }
-        let resp = req.send().await.with_context(|| format!("cannot reach the control plane at {}", self.base))?;
+        let resp = req
+            .send()
+            .await
+            .with_context(|| format!("cannot reach the control plane at {}", self.base))?;
         let status = resp.status();
         let value: Value = resp.json().await.unwrap_or(Value::Null);
         if !status.is_success() {
@@ -254,22 +299,42 @@ impl Api {
 
 async fn client(cmd: Command) -> anyhow::Result<()> {
     match cmd {
-        Command::Token(TokenCmd::Create { project, ttl, uses, labels, description, client }) => {
+        Command::Token(TokenCmd::Create {
+            project,
+            ttl,
+            uses,
+            labels,
+            description,
+            client,
+        }) => {
             let api = Api::new(&client)?;
             let mut label_map = serde_json::Map::new();
             for l in &labels {
-                let (k, v) = l.split_once('=').with_context(|| format!("label {l:?} is not k=v"))?;
+                let (k, v) = l
+                    .split_once('=')
+                    .with_context(|| format!("label {l:?} is not k=v"))?;
                 label_map.insert(k.to_owned(), Value::String(v.to_owned()));
             }
             let body = json!({ "project": project, "ttl": ttl, "uses": uses, "labels": label_map, "description": description });
-            let t = api.call(reqwest::Method::POST, "/tokens", Some(body)).await?;
+            let t = api
+                .call(reqwest::Method::POST, "/tokens", Some(body))
+                .await?;
             if api.json {
                 println!("{t:#}");
             } else {
-                println!("Join token {} for project {} ({} use(s), expires {}).", s(&t["id"]), s(&t["project"]), t["uses_total"], t["expires_at"]);
+                println!(
+                    "Join token {} for project {} ({} use(s), expires {}).",
+                    s(&t["id"]),
+                    s(&t["project"]),
+                    t["uses_total"],
+                    t["expires_at"]
+                );
                 println!("Secret (shown once): {}", s(&t["secret"]));
                 println!("CA SHA-256: {}", s(&t["ca_sha256"]));
-                println!("\nOn the machine to enroll, run:\n\n  {}\n", s(&t["command"]));
+                println!(
+                    "\nOn the machine to enroll, run:\n\n  {}\n",
+                    s(&t["command"])
+                );
             }
         }
         Command::Token(TokenCmd::List(client)) => {
@@ -278,55 +343,131 @@ async fn client(cmd: Command) -> anyhow::Result<()> {
             if api.json {
                 println!("{list:#}");
             } else {
-                println!("{:<36}  {:<12}  {:<8}  {:>9}  EXPIRES", "ID", "PROJECT", "STATE", "USES LEFT");
+                println!(
+                    "{:<36}  {:<12}  {:<8}  {:>9}  EXPIRES",
+                    "ID", "PROJECT", "STATE", "USES LEFT"
+                );
                 for t in list.as_array().into_iter().flatten() {
-                    println!("{:<36}  {:<12}  {:<8}  {:>9}  {}", s(&t["id"]), s(&t["project"]), s(&t["state"]), t["uses_left"], t["expires_at"]);
+                    println!(
+                        "{:<36}  {:<12}  {:<8}  {:>9}  {}",
+                        s(&t["id"]),
+                        s(&t["project"]),
+                        s(&t["state"]),
+                        t["uses_left"],
+                        t["expires_at"]
+                    );
                 }
             }
         }
         Command::Token(TokenCmd::Revoke { id, client }) => {
             let api = Api::new(&client)?;
-            api.call(reqwest::Method::POST, &format!("/tokens/{}/revoke", path_seg(&id)), None).await?;
+            api.call(
+                reqwest::Method::POST,
+                &format!("/tokens/{}/revoke", path_seg(&id)),
+                None,
+            )
+            .await?;
             println!("Token {id} revoked.");
         }
-        Command::Agent(AgentCmd::List { project, status, labels, client }) => {
+        Command::Agent(AgentCmd::List {
+            project,
+            status,
+            labels,
+            client,
+        }) => {
             let api = Api::new(&client)?;
             let mut query = vec![("limit".to_owned(), "1000".to_owned())];
-            if let Some(p) = project { query.push(("project".into(), p)); }
-            if let Some(st) = status { query.push(("status".into(), st)); }
-            if !labels.is_empty() { query.push(("label".into(), labels.join(","))); }
-            let qs = query.iter().map(|(k, v)| format!("{k}={}", urlencode(v))).collect::<Vec<_>>().join("&");
-            let page = api.call(reqwest::Method::GET, &format!("/agents?{qs}"), None).await?;
+            if let Some(p) = project {
+                query.push(("project".into(), p));
+            }
+            if let Some(st) = status {
+                query.push(("status".into(), st));
+            }
+            if !labels.is_empty() {
+                query.push(("label".into(), labels.join(",")));
+            }
+            let qs = query
+                .iter()
+                .map(|(k, v)| format!("{k}={}", urlencode(v)))
+                .collect::<Vec<_>>()
+                .join("&");
+            let page = api
+                .call(reqwest::Method::GET, &format!("/agents?{qs}"), None)
+                .await?;
             if api.json {
                 println!("{page:#}");
             } else {
-                println!("{:<36}  {:<24}  {:<12}  {:<8}  LABELS", "ID", "HOSTNAME", "PROJECT", "STATUS");
+                println!(
+                    "{:<36}  {:<24}  {:<12}  {:<8}  LABELS",
+                    "ID", "HOSTNAME", "PROJECT", "STATUS"
+                );
                 for a in page["items"].as_array().into_iter().flatten() {
-                    let labels = a["labels"].as_object().map(|m| m.iter().map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or(""))).collect::<Vec<_>>().join(",")).unwrap_or_default();
-                    println!("{:<36}  {:<24}  {:<12}  {:<8}  {labels}", s(&a["id"]), s(&a["hostname"]), s(&a["project"]), s(&a["status"]));
+                    let labels = a["labels"]
+                        .as_object()
+                        .map(|m| {
+                            m.iter()
+                                .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or("")))
+                                .collect::<Vec<_>>()
+                                .join(",")
+                        })
+                        .unwrap_or_default();
+                    println!(
+                        "{:<36}  {:<24}  {:<12}  {:<8}  {labels}",
+                        s(&a["id"]),
+                        s(&a["hostname"]),
+                        s(&a["project"]),
+                        s(&a["status"])
+                    );
                 }
                 println!("{} agent(s).", page["total"]);
             }
         }
         Command::Agent(AgentCmd::Show { id, client }) => {
             let api = Api::new(&client)?;
-            let a = api.call(reqwest::Method::GET, &format!("/agents/{}", path_seg(&id)), None).await?;
+            let a = api
+                .call(
+                    reqwest::Method::GET,
+                    &format!("/agents/{}", path_seg(&id)),
+                    None,
+                )
+                .await?;
             println!("{a:#}");
         }
         Command::Agent(AgentCmd::Revoke { id, client }) => {
             let api = Api::new(&client)?;
-            let a = api.call(reqwest::Method::POST, &format!("/agents/{}/revoke", path_seg(&id)), None).await?;
-            println!("Agent {} ({}) revoked; its stream is being cut.", s(&a["id"]), s(&a["hostname"]));
+            let a = api
+                .call(
+                    reqwest::Method::POST,
+                    &format!("/agents/{}/revoke", path_seg(&id)),
+                    None,
+                )
+                .await?;
+            println!(
+                "Agent {} ({}) revoked; its stream is being cut.",
+                s(&a["id"]),
+                s(&a["hostname"])
+            );
         }
         Command::Project(ProjectCmd::List(client)) => {
             let api = Api::new(&client)?;
-            for p in api.call(reqwest::Method::GET, "/projects", None).await?.as_array().into_iter().flatten() {
+            for p in api
+                .call(reqwest::Method::GET, "/projects", None)
+                .await?
+                .as_array()
+                .into_iter()
+                .flatten()
+            {
                 println!("{}", s(&p["id"]));
             }
         }
         Command::Project(ProjectCmd::Create { name, client }) => {
             let api = Api::new(&client)?;
-            api.call(reqwest::Method::POST, "/projects", Some(json!({ "id": name }))).await?;
+            api.call(
+                reqwest::Method::POST,
+                "/projects",
+                Some(json!({ "id": name })),
+            )
+            .await?;
             println!("Project {name} created.");
         }
         Command::Ca(client) => {
@@ -353,7 +494,9 @@ fn path_seg(s: &str) -> String {
 fn urlencode(s: &str) -> String {
     s.bytes()
         .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
             _ => format!("%{b:02X}"),
         })
         .collect()

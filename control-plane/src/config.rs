@@ -9,19 +9,97 @@ use std::time::Duration;
 use sovereign_settings::{EnvSource, Layers, SettingsError, Spec};
 
 pub static SPECS: &[Spec] = &[
-    Spec { key: "data_dir", env: "SOVEREIGN_DATA_DIR", flag: Some("--data-dir"), default: "./sovereign-data", help: "Where the CA, the SQLite database and the bootstrap token live. Created with mode 0700." },
-    Spec { key: "database.url", env: "SOVEREIGN_DATABASE_URL", flag: Some("--database-url"), default: "", help: "`sqlite://PATH` or `postgres://USER:PASS@HOST/DB`. Empty: SQLite at `DATA_DIR/sovereign.db`." },
-    Spec { key: "grpc.listen", env: "SOVEREIGN_GRPC_LISTEN", flag: Some("--grpc-listen"), default: "0.0.0.0:7443", help: "Address agents connect to (mutual TLS gRPC; enrollment also arrives here)." },
-    Spec { key: "grpc.public_url", env: "SOVEREIGN_PUBLIC_URL", flag: Some("--public-url"), default: "", help: "The `https://host:port` agents should dial, used in the printed install command. Empty: derived from the first server name and the gRPC port." },
-    Spec { key: "grpc.server_names", env: "SOVEREIGN_SERVER_NAMES", flag: None, default: "localhost,127.0.0.1", help: "Extra DNS names / IPs put in the server certificate (comma-separated). Agents always verify the fixed name `control-plane.sovereign` against the pinned CA." },
-    Spec { key: "api.listen", env: "SOVEREIGN_API_LISTEN", flag: Some("--api-listen"), default: "127.0.0.1:8080", help: "Address of the HTTP API (and, later, the dashboard)." },
-    Spec { key: "pki.agent_cert_ttl", env: "SOVEREIGN_AGENT_CERT_TTL", flag: None, default: "24h", help: "Lifetime of agent certificates (at most 24h). Agents renew at 60% of it." },
-    Spec { key: "metrics.points_retention", env: "SOVEREIGN_POINTS_RETENTION", flag: None, default: "48h", help: "How long raw metric points (one per agent per summary window) are kept." },
-    Spec { key: "metrics.rollup_retention", env: "SOVEREIGN_ROLLUP_RETENTION", flag: None, default: "30d", help: "How long 1-minute rollups are kept." },
-    Spec { key: "enroll.rate_per_minute", env: "SOVEREIGN_ENROLL_RATE", flag: None, default: "30", help: "Enrollment attempts allowed per source address per minute." },
-    Spec { key: "enroll.burst", env: "SOVEREIGN_ENROLL_BURST", flag: None, default: "20", help: "Enrollment attempts a source address may make at once before the rate applies." },
-    Spec { key: "shutdown.grace", env: "SOVEREIGN_SHUTDOWN_GRACE", flag: None, default: "8s", help: "How long SIGTERM waits for sessions and writers to drain before exiting." },
-    Spec { key: "log.format", env: "SOVEREIGN_LOG_FORMAT", flag: None, default: "text", help: "`text` or `json`. The level comes from `RUST_LOG` (default `info`)." },
+    Spec {
+        key: "data_dir",
+        env: "SOVEREIGN_DATA_DIR",
+        flag: Some("--data-dir"),
+        default: "./sovereign-data",
+        help: "Where the CA, the SQLite database and the bootstrap token live. Created with mode 0700.",
+    },
+    Spec {
+        key: "database.url",
+        env: "SOVEREIGN_DATABASE_URL",
+        flag: Some("--database-url"),
+        default: "",
+        help: "`sqlite://PATH` or `postgres://USER:PASS@HOST/DB`. Empty: SQLite at `DATA_DIR/sovereign.db`.",
+    },
+    Spec {
+        key: "grpc.listen",
+        env: "SOVEREIGN_GRPC_LISTEN",
+        flag: Some("--grpc-listen"),
+        default: "0.0.0.0:7443",
+        help: "Address agents connect to (mutual TLS gRPC; enrollment also arrives here).",
+    },
+    Spec {
+        key: "grpc.public_url",
+        env: "SOVEREIGN_PUBLIC_URL",
+        flag: Some("--public-url"),
+        default: "",
+        help: "The `https://host:port` agents should dial, used in the printed install command. Empty: derived from the first server name and the gRPC port.",
+    },
+    Spec {
+        key: "grpc.server_names",
+        env: "SOVEREIGN_SERVER_NAMES",
+        flag: None,
+        default: "localhost,127.0.0.1",
+        help: "Extra DNS names / IPs put in the server certificate (comma-separated). Agents always verify the fixed name `control-plane.sovereign` against the pinned CA.",
+    },
+    Spec {
+        key: "api.listen",
+        env: "SOVEREIGN_API_LISTEN",
+        flag: Some("--api-listen"),
+        default: "127.0.0.1:8080",
+        help: "Address of the HTTP API (and, later, the dashboard).",
+    },
+    Spec {
+        key: "pki.agent_cert_ttl",
+        env: "SOVEREIGN_AGENT_CERT_TTL",
+        flag: None,
+        default: "24h",
+        help: "Lifetime of agent certificates (at most 24h). Agents renew at 60% of it.",
+    },
+    Spec {
+        key: "metrics.points_retention",
+        env: "SOVEREIGN_POINTS_RETENTION",
+        flag: None,
+        default: "48h",
+        help: "How long raw metric points (one per agent per summary window) are kept.",
+    },
+    Spec {
+        key: "metrics.rollup_retention",
+        env: "SOVEREIGN_ROLLUP_RETENTION",
+        flag: None,
+        default: "30d",
+        help: "How long 1-minute rollups are kept.",
+    },
+    Spec {
+        key: "enroll.rate_per_minute",
+        env: "SOVEREIGN_ENROLL_RATE",
+        flag: None,
+        default: "30",
+        help: "Enrollment attempts allowed per source address per minute.",
+    },
+    Spec {
+        key: "enroll.burst",
+        env: "SOVEREIGN_ENROLL_BURST",
+        flag: None,
+        default: "20",
+        help: "Enrollment attempts a source address may make at once before the rate applies.",
+    },
+    Spec {
+        key: "shutdown.grace",
+        env: "SOVEREIGN_SHUTDOWN_GRACE",
+        flag: None,
+        default: "8s",
+        help: "How long SIGTERM waits for sessions and writers to drain before exiting.",
+    },
+    Spec {
+        key: "log.format",
+        env: "SOVEREIGN_LOG_FORMAT",
+        flag: None,
+        default: "text",
+        help: "`text` or `json`. The level comes from `RUST_LOG` (default `info`).",
+    },
 ];
 
 #[derive(Debug, Clone)]
@@ -49,43 +127,79 @@ impl Config {
     ) -> Result<Self, SettingsError> {
         let l = Layers::load(SPECS, file, env, flags)?;
         let data_dir: PathBuf = l.parse("data_dir", |v| {
-            if v.trim().is_empty() { Err("must not be empty".into()) } else { Ok(PathBuf::from(v)) }
+            if v.trim().is_empty() {
+                Err("must not be empty".into())
+            } else {
+                Ok(PathBuf::from(v))
+            }
         })?;
         let database_url = match l.raw("database.url").0.trim() {
-            "" => format!("sqlite://{}?mode=rwc", data_dir.join("sovereign.db").display()),
-            url if url.starts_with("sqlite:") || url.starts_with("postgres://") || url.starts_with("postgresql://") => url.to_owned(),
-            _ => return Err(l.error("database.url", "use sqlite://PATH or postgres://USER:PASS@HOST/DB")),
+            "" => format!(
+                "sqlite://{}?mode=rwc",
+                data_dir.join("sovereign.db").display()
+            ),
+            url if url.starts_with("sqlite:")
+                || url.starts_with("postgres://")
+                || url.starts_with("postgresql://") =>
+            {
+                url.to_owned()
+            }
+            _ => {
+                return Err(l.error(
+                    "database.url",
+                    "use sqlite://PATH or postgres://USER:PASS@HOST/DB",
+                ));
+            }
         };
         let grpc_listen: SocketAddr = l.get("grpc.listen")?;
         let server_names = l.list("grpc.server_names");
         for name in &server_names {
             let ok = name.parse::<std::net::IpAddr>().is_ok()
-                || (name.len() <= 253 && name.split('.').all(|p| !p.is_empty() && p.len() <= 63 && p.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')));
+                || (name.len() <= 253
+                    && name.split('.').all(|p| {
+                        !p.is_empty()
+                            && p.len() <= 63
+                            && p.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+                    }));
             if !ok {
-                return Err(l.error("grpc.server_names", format!("{name:?} is neither a DNS name nor an IP address")));
+                return Err(l.error(
+                    "grpc.server_names",
+                    format!("{name:?} is neither a DNS name nor an IP address"),
+                ));
             }
         }
         let public_url = match l.raw("grpc.public_url").0.trim() {
             "" => {
-                let host = server_names.first().map(String::as_str).unwrap_or("localhost");
+                let host = server_names
+                    .first()
+                    .map(String::as_str)
+                    .unwrap_or("localhost");
                 format!("https://{host}:{}", grpc_listen.port())
             }
             url if url.starts_with("https://") => url.trim_end_matches('/').to_owned(),
             _ => return Err(l.error("grpc.public_url", "must start with https://")),
         };
         let agent_cert_ttl = l.duration("pki.agent_cert_ttl")?;
-        if agent_cert_ttl < Duration::from_secs(10) || agent_cert_ttl > Duration::from_secs(24 * 3600) {
+        if agent_cert_ttl < Duration::from_secs(10)
+            || agent_cert_ttl > Duration::from_secs(24 * 3600)
+        {
             return Err(l.error("pki.agent_cert_ttl", "must be between 10s and 24h"));
         }
         let points_retention = l.duration("metrics.points_retention")?;
         let rollup_retention = l.duration("metrics.rollup_retention")?;
         if points_retention < Duration::from_secs(3600) || rollup_retention < points_retention {
-            return Err(l.error("metrics.rollup_retention", "points must be kept at least 1h, and rollups at least as long as points"));
+            return Err(l.error(
+                "metrics.rollup_retention",
+                "points must be kept at least 1h, and rollups at least as long as points",
+            ));
         }
         let enroll_rate_per_minute: u32 = l.get("enroll.rate_per_minute")?;
         let enroll_burst: u32 = l.get("enroll.burst")?;
         if enroll_rate_per_minute == 0 || enroll_burst == 0 {
-            return Err(l.error("enroll.rate_per_minute", "enrollment rate and burst must be at least 1"));
+            return Err(l.error(
+                "enroll.rate_per_minute",
+                "enrollment rate and burst must be at least 1",
+            ));
         }
         let shutdown_grace = l.duration("shutdown.grace")?;
         let log_json = l.parse("log.format", |v| match v {
@@ -135,8 +249,13 @@ mod tests {
     fn bad_values_name_the_setting() {
         let env = |k: &str| (k == "SOVEREIGN_AGENT_CERT_TTL").then(|| "48h".to_owned());
         let err = Config::load(None, &env, &[]).unwrap_err().to_string();
-        assert!(err.contains("pki.agent_cert_ttl") && err.contains("SOVEREIGN_AGENT_CERT_TTL"), "{err}");
-        let err = Config::load(None, &|_| None, &[("database.url", "mysql://x".into())]).unwrap_err().to_string();
+        assert!(
+            err.contains("pki.agent_cert_ttl") && err.contains("SOVEREIGN_AGENT_CERT_TTL"),
+            "{err}"
+        );
+        let err = Config::load(None, &|_| None, &[("database.url", "mysql://x".into())])
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("--database-url"), "{err}");
     }
 
@@ -144,6 +263,9 @@ mod tests {
     fn reference_page_is_in_sync() {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/config-control-plane.md");
         let on_disk = std::fs::read_to_string(&path).unwrap_or_default();
-        assert!(on_disk == docs(), "docs/config-control-plane.md is stale: run `cargo run -p sovereign -- config-docs > docs/config-control-plane.md`");
+        assert!(
+            on_disk == docs(),
+            "docs/config-control-plane.md is stale: run `cargo run -p sovereign -- config-docs > docs/config-control-plane.md`"
+        );
     }
 }

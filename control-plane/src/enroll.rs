@@ -162,8 +162,8 @@ impl NewToken {
         if self.uses == 0 || self.uses > MAX_TOKEN_USES {
             return Err(format!("uses must be between 1 and {MAX_TOKEN_USES}"));
         }
-        if self.ttl < Duration::from_secs(60) || self.ttl > MAX_TOKEN_TTL {
-            return Err("ttl must be between 1 minute and 365 days".into());
+        if self.ttl < Duration::from_secs(1) || self.ttl > MAX_TOKEN_TTL {
+            return Err("ttl must be between 1 second and 365 days".into());
         }
         if self.description.chars().count() > 200 {
             return Err("description must be at most 200 characters".into());
@@ -211,11 +211,20 @@ pub async fn enroll(
     ca.sign_agent(&probe, req.csr_der, Duration::from_secs(60))?;
 
     let facts = req.facts.sanitized();
-    let version: String = req.agent_version.chars().filter(|c| !c.is_control()).take(64).collect();
+    let version: String = req
+        .agent_version
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(64)
+        .collect();
     store
-        .enroll(&req.token.hash(), &machine_id, &facts, &version, |agent_id| {
-            ca.sign_agent(agent_id, req.csr_der, cert_lifetime)
-        })
+        .enroll(
+            &req.token.hash(),
+            &machine_id,
+            &facts,
+            &version,
+            |agent_id| ca.sign_agent(agent_id, req.csr_der, cert_lifetime),
+        )
         .await
 }
 
@@ -229,7 +238,10 @@ mod tests {
         assert!(s.expose().starts_with(TOKEN_PREFIX));
         assert_eq!(format!("{s:?} {s}"), "[redacted] [redacted]");
         assert_eq!(s.hash().len(), 64);
-        assert_eq!(TokenSecret::from_presented(&format!(" {} \n", s.expose())).hash(), s.hash());
+        assert_eq!(
+            TokenSecret::from_presented(&format!(" {} \n", s.expose())).hash(),
+            s.hash()
+        );
     }
 
     #[test]
@@ -242,8 +254,29 @@ mod tests {
             description: String::new(),
         };
         assert!(base.validate().is_ok());
-        assert!(NewToken { uses: 0, ..base.clone() }.validate().is_err());
-        assert!(NewToken { ttl: Duration::from_secs(1), ..base.clone() }.validate().is_err());
-        assert!(NewToken { description: "x".repeat(201), ..base }.validate().is_err());
+        assert!(
+            NewToken {
+                uses: 0,
+                ..base.clone()
+            }
+            .validate()
+            .is_err()
+        );
+        assert!(
+            NewToken {
+                ttl: Duration::from_millis(500),
+                ..base.clone()
+            }
+            .validate()
+            .is_err()
+        );
+        assert!(
+            NewToken {
+                description: "x".repeat(201),
+                ..base
+            }
+            .validate()
+            .is_err()
+        );
     }
 }

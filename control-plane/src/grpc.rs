@@ -58,7 +58,18 @@ impl Gateway {
         tracker: TaskTracker,
         shutdown: CancellationToken,
     ) -> Self {
-        Self { store, ca, fleet, ingest, telemetry, limiter, cert_ttl, tracker, shutdown, conn_seq: AtomicU64::new(1) }
+        Self {
+            store,
+            ca,
+            fleet,
+            ingest,
+            telemetry,
+            limiter,
+            cert_ttl,
+            tracker,
+            shutdown,
+            conn_seq: AtomicU64::new(1),
+        }
     }
 
     fn next_conn(&self) -> u64 {
@@ -91,10 +102,12 @@ pub async fn serve(
                 .max_decoding_message_size(MAX_ENROLL_MESSAGE),
         )
         .add_service(
-            AgentLinkServer::new(LinkSvc(gateway))
-                .max_decoding_message_size(MAX_AGENT_MESSAGE),
+            AgentLinkServer::new(LinkSvc(gateway)).max_decoding_message_size(MAX_AGENT_MESSAGE),
         )
-        .serve_with_incoming_shutdown(TcpIncoming::from(listener).with_nodelay(Some(true)), shutdown.cancelled_owned())
+        .serve_with_incoming_shutdown(
+            TcpIncoming::from(listener).with_nodelay(Some(true)),
+            shutdown.cancelled_owned(),
+        )
         .await
 }
 
@@ -102,7 +115,10 @@ struct EnrollmentSvc(Arc<Gateway>);
 
 #[tonic::async_trait]
 impl Enrollment for EnrollmentSvc {
-    async fn enroll(&self, request: Request<pb::EnrollRequest>) -> Result<Response<pb::EnrollResponse>, Status> {
+    async fn enroll(
+        &self,
+        request: Request<pb::EnrollRequest>,
+    ) -> Result<Response<pb::EnrollResponse>, Status> {
         let g = &self.0;
         let remote = request.remote_addr();
         if let Some(addr) = remote
@@ -141,7 +157,11 @@ impl Enrollment for EnrollmentSvc {
                     certificate_der: done.certificate_der,
                     ca_der: g.ca.ca_der().to_vec(),
                     not_after_ms: done.not_after_ms,
-                    labels: done.labels.iter().map(|(k, v)| (k.to_owned(), v.to_owned())).collect(),
+                    labels: done
+                        .labels
+                        .iter()
+                        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                        .collect(),
                 }))
             }
             Err(e) => {
@@ -159,7 +179,9 @@ fn enroll_status(e: EnrollError) -> Status {
         EnrollError::Token(_) => Status::permission_denied(e.to_string()),
         EnrollError::WrongProject { .. } => Status::failed_precondition(e.to_string()),
         EnrollError::BadMachineId | EnrollError::Csr(_) => Status::invalid_argument(e.to_string()),
-        EnrollError::Store(_) => Status::unavailable("the control plane could not store the enrollment; retry shortly"),
+        EnrollError::Store(_) => {
+            Status::unavailable("the control plane could not store the enrollment; retry shortly")
+        }
     }
 }
 
@@ -183,13 +205,17 @@ impl AgentLink for LinkSvc {
                 return Err(status);
             }
         };
-        let remote = request.remote_addr().map(|a| a.to_string()).unwrap_or_default();
+        let remote = request
+            .remote_addr()
+            .map(|a| a.to_string())
+            .unwrap_or_default();
         let inbound = request.into_inner();
         let (out, rx) = mpsc::channel(64);
         let conn = g.next_conn();
         let tracker = g.tracker.clone();
         let span = tracing::info_span!("agent", agent_id = %peer.agent_id, conn);
-        tracker.spawn(session::run(g, peer, acked_seq, conn, remote, inbound, out).instrument(span));
+        tracker
+            .spawn(session::run(g, peer, acked_seq, conn, remote, inbound, out).instrument(span));
         Ok(Response::new(ReceiverStream::new(rx)))
     }
 
@@ -198,29 +224,39 @@ impl AgentLink for LinkSvc {
         request: Request<Streaming<pb::TerminalFrame>>,
     ) -> Result<Response<Self::TerminalStream>, Status> {
         authenticate(&self.0, &request).await?;
-        Err(Status::unimplemented("terminal sessions are not available in this control plane version"))
+        Err(Status::unimplemented(
+            "terminal sessions are not available in this control plane version",
+        ))
     }
 }
 
 /// Identifies the agent by its client certificate and checks it against the
 /// store: unknown serials, revoked certificates and revoked agents are refused.
 async fn authenticate<T>(g: &Gateway, request: &Request<T>) -> Result<(PeerIdentity, u64), Status> {
-    let certs = request
-        .peer_certs()
-        .ok_or_else(|| Status::unauthenticated("a client certificate is required: enroll this agent first"))?;
-    let leaf = certs
-        .first()
-        .ok_or_else(|| Status::unauthenticated("a client certificate is required: enroll this agent first"))?;
+    let certs = request.peer_certs().ok_or_else(|| {
+        Status::unauthenticated("a client certificate is required: enroll this agent first")
+    })?;
+    let leaf = certs.first().ok_or_else(|| {
+        Status::unauthenticated("a client certificate is required: enroll this agent first")
+    })?;
     let peer = pki::peer_identity(leaf)
         .ok_or_else(|| Status::unauthenticated("the client certificate does not name an agent"))?;
     match g.store.check_cert(&peer.agent_id, &peer.serial).await {
         Ok(CertCheck::Valid { acked_seq }) => Ok((peer, acked_seq)),
-        Ok(CertCheck::AgentRevoked) => Err(Status::permission_denied("this agent was revoked; re-enroll it with a new join token")),
-        Ok(CertCheck::CertRevoked) => Err(Status::permission_denied("this certificate was replaced or revoked; re-enroll the agent")),
-        Ok(CertCheck::Unknown) => Err(Status::unauthenticated("unknown certificate: re-enroll the agent")),
+        Ok(CertCheck::AgentRevoked) => Err(Status::permission_denied(
+            "this agent was revoked; re-enroll it with a new join token",
+        )),
+        Ok(CertCheck::CertRevoked) => Err(Status::permission_denied(
+            "this certificate was replaced or revoked; re-enroll the agent",
+        )),
+        Ok(CertCheck::Unknown) => Err(Status::unauthenticated(
+            "unknown certificate: re-enroll the agent",
+        )),
         Err(e) => {
             tracing::error!(error = %e, "Could not check an agent certificate.");
-            Err(Status::unavailable("the control plane cannot reach its database; retry shortly"))
+            Err(Status::unavailable(
+                "the control plane cannot reach its database; retry shortly",
+            ))
         }
     }
 }

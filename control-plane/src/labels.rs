@@ -43,7 +43,10 @@ impl Labels {
     pub fn insert(&mut self, key: &str, value: &str) -> Result<(), LabelError> {
         let key_ok = !key.is_empty()
             && key.len() <= MAX_KEY
-            && key.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
+            && key
+                .chars()
+                .next()
+                .is_some_and(|c| c.is_ascii_alphanumeric())
             && key
                 .chars()
                 .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '/'));
@@ -114,10 +117,22 @@ mod tests {
         let l = Labels::parse_pairs(["env=prod", "team/owner=ops", "empty="]).unwrap();
         assert_eq!(l.get("env"), Some("prod"));
         assert_eq!(l.get("empty"), Some(""));
-        assert!(matches!(Labels::parse_pairs(["novalue"]), Err(LabelError::Form(_))));
-        assert!(matches!(Labels::parse_pairs(["-x=1"]), Err(LabelError::Key(_))));
-        assert!(matches!(Labels::parse_pairs(["a b=1"]), Err(LabelError::Key(_))));
-        assert!(matches!(Labels::parse_pairs(["k=a\nb"]), Err(LabelError::Value(_))));
+        assert!(matches!(
+            Labels::parse_pairs(["novalue"]),
+            Err(LabelError::Form(_))
+        ));
+        assert!(matches!(
+            Labels::parse_pairs(["-x=1"]),
+            Err(LabelError::Key(_))
+        ));
+        assert!(matches!(
+            Labels::parse_pairs(["a b=1"]),
+            Err(LabelError::Key(_))
+        ));
+        assert!(matches!(
+            Labels::parse_pairs(["k=a\nb"]),
+            Err(LabelError::Value(_))
+        ));
         let many: Vec<String> = (0..=MAX_LABELS).map(|i| format!("k{i}=v")).collect();
         assert_eq!(
             Labels::parse_pairs(many.iter().map(String::as_str)),

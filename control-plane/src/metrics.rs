@@ -52,7 +52,9 @@ pub enum MetricsError {
     TooManyPoints,
     #[error("a point holds at most {MAX_SERIES_PER_POINT} series")]
     TooManySeries,
-    #[error("series name {0:?} is empty, longer than {MAX_SERIES_NAME} bytes or has control characters")]
+    #[error(
+        "series name {0:?} is empty, longer than {MAX_SERIES_NAME} bytes or has control characters"
+    )]
     BadSeriesName(String),
     #[error("point timestamp {0} is not a plausible time")]
     BadTimestamp(i64),
@@ -75,7 +77,9 @@ impl Point {
                 || s.series.len() > MAX_SERIES_NAME
                 || s.series.chars().any(char::is_control)
             {
-                return Err(MetricsError::BadSeriesName(s.series.chars().take(40).collect()));
+                return Err(MetricsError::BadSeriesName(
+                    s.series.chars().take(40).collect(),
+                ));
             }
             if !(s.min.is_finite() && s.avg.is_finite() && s.max.is_finite()) {
                 return Err(MetricsError::NotFinite(s.series.clone()));
@@ -121,8 +125,12 @@ pub fn decode(mut bytes: &[u8]) -> Vec<Stat> {
     };
     let mut stats = Vec::with_capacity(usize::from(count));
     for _ in 0..count {
-        let Some(len) = take(1).map(|b| usize::from(b[0])) else { break };
-        let Some(name) = take(len).map(|b| String::from_utf8_lossy(b).into_owned()) else { break };
+        let Some(len) = take(1).map(|b| usize::from(b[0])) else {
+            break;
+        };
+        let Some(name) = take(len).map(|b| String::from_utf8_lossy(b).into_owned()) else {
+            break;
+        };
         let mut vals = [0f64; 4];
         let mut ok = true;
         for v in &mut vals {
@@ -134,7 +142,13 @@ pub fn decode(mut bytes: &[u8]) -> Vec<Stat> {
         if !ok {
             break;
         }
-        stats.push(Stat { series: name, min: vals[0], avg: vals[1], max: vals[2], weight: vals[3] });
+        stats.push(Stat {
+            series: name,
+            min: vals[0],
+            avg: vals[1],
+            max: vals[2],
+            weight: vals[3],
+        });
     }
     stats
 }
@@ -142,7 +156,11 @@ pub fn decode(mut bytes: &[u8]) -> Vec<Stat> {
 /// Merges several windows of the same series into one (weighted average).
 pub fn merge_into(acc: &mut Stat, s: &Stat) {
     let total = acc.weight + s.weight;
-    acc.avg = if total > 0.0 { (acc.avg * acc.weight + s.avg * s.weight) / total } else { s.avg };
+    acc.avg = if total > 0.0 {
+        (acc.avg * acc.weight + s.avg * s.weight) / total
+    } else {
+        s.avg
+    };
     acc.min = acc.min.min(s.min);
     acc.max = acc.max.max(s.max);
     acc.weight = total;
@@ -181,7 +199,12 @@ pub fn bucketize(samples: impl IntoIterator<Item = (i64, Stat)>, step_ms: i64) -
         }
     }
     acc.into_iter()
-        .map(|(ts_ms, s)| Bucket { ts_ms, min: s.min, avg: s.avg, max: s.max })
+        .map(|(ts_ms, s)| Bucket {
+            ts_ms,
+            min: s.min,
+            avg: s.avg,
+            max: s.max,
+        })
         .collect()
 }
 
@@ -190,12 +213,21 @@ mod tests {
     use super::*;
 
     fn stat(series: &str, min: f64, avg: f64, max: f64, weight: f64) -> Stat {
-        Stat { series: series.into(), min, avg, max, weight }
+        Stat {
+            series: series.into(),
+            min,
+            avg,
+            max,
+            weight,
+        }
     }
 
     #[test]
     fn encoding_round_trips_and_survives_damage() {
-        let stats = vec![stat("cpu", 1.0, 2.0, 3.0, 10_000.0), stat("disk.used:/var", 5.0, 5.0, 5.0, 1.0)];
+        let stats = vec![
+            stat("cpu", 1.0, 2.0, 3.0, 10_000.0),
+            stat("disk.used:/var", 5.0, 5.0, 5.0, 1.0),
+        ];
         let bytes = encode(&stats);
         assert_eq!(decode(&bytes), stats);
         assert_eq!(decode(&bytes[..bytes.len() - 3]), stats[..1].to_vec());
@@ -213,7 +245,12 @@ mod tests {
 
     #[test]
     fn buckets_align_to_the_step() {
-        let samples = (0..6).map(|i| (60_000 + i * 10_000, stat("cpu", i as f64, i as f64, i as f64, 10_000.0)));
+        let samples = (0..6).map(|i| {
+            (
+                60_000 + i * 10_000,
+                stat("cpu", i as f64, i as f64, i as f64, 10_000.0),
+            )
+        });
         let b = bucketize(samples, 30_000);
         assert_eq!(b.len(), 2);
         assert_eq!(b[0].ts_ms, 60_000);
@@ -223,7 +260,11 @@ mod tests {
 
     #[test]
     fn validation_rejects_bad_points() {
-        let ok = Point { ts_ms: 1_800_000_000_000, interval_ms: 10_000, stats: vec![stat("cpu", 1.0, 1.0, 1.0, 1.0)] };
+        let ok = Point {
+            ts_ms: 1_800_000_000_000,
+            interval_ms: 10_000,
+            stats: vec![stat("cpu", 1.0, 1.0, 1.0, 1.0)],
+        };
         assert_eq!(ok.validate(), Ok(()));
         let mut p = ok.clone();
         p.ts_ms = 0;
@@ -235,7 +276,9 @@ mod tests {
         p.stats[0].series = "x\u{7}".into();
         assert!(matches!(p.validate(), Err(MetricsError::BadSeriesName(_))));
         let mut p = ok;
-        p.stats = (0..=MAX_SERIES_PER_POINT).map(|i| stat(&format!("s{i}"), 0.0, 0.0, 0.0, 1.0)).collect();
+        p.stats = (0..=MAX_SERIES_PER_POINT)
+            .map(|i| stat(&format!("s{i}"), 0.0, 0.0, 0.0, 1.0))
+            .collect();
         assert_eq!(p.validate(), Err(MetricsError::TooManySeries));
     }
 }

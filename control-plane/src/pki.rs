@@ -115,7 +115,8 @@ impl Authority {
             tracing::info!(path = %dir.display(), "Created a new certificate authority.");
             (key, cert.pem())
         };
-        let ca_der = pem_to_der(&ca_pem).ok_or_else(|| corrupt(&ca_cert_path, "certificate", "no PEM block"))?;
+        let ca_der = pem_to_der(&ca_pem)
+            .ok_or_else(|| corrupt(&ca_cert_path, "certificate", "no PEM block"))?;
         let issuer = Issuer::from_ca_cert_der(&CertificateDer::from(ca_der.clone()), ca_key)
             .map_err(|e| corrupt(&ca_cert_path, "certificate", e))?;
         let fingerprint = hex::encode(Sha256::digest(&ca_der));
@@ -164,10 +165,9 @@ impl Authority {
         if csr_der.len() > MAX_CSR_BYTES {
             return Err(PkiError::CsrTooLarge);
         }
-        let csr = CertificateSigningRequestParams::from_der(&CertificateSigningRequestDer::from(
-            csr_der,
-        ))
-        .map_err(|e| PkiError::BadCsr(e.to_string()))?;
+        let csr =
+            CertificateSigningRequestParams::from_der(&CertificateSigningRequestDer::from(csr_der))
+                .map_err(|e| PkiError::BadCsr(e.to_string()))?;
         let serial = random_serial();
         let serial_hex = hex::encode(serial.to_bytes());
         let now = SystemTime::now();
@@ -352,7 +352,10 @@ mod tests {
         assert_eq!(a.fingerprint().len(), 64);
         use std::os::unix::fs::PermissionsExt;
         for key in ["ca.key", "server.key"] {
-            let mode = std::fs::metadata(dir.path().join(key)).unwrap().permissions().mode();
+            let mode = std::fs::metadata(dir.path().join(key))
+                .unwrap()
+                .permissions()
+                .mode();
             assert_eq!(mode & 0o777, 0o600, "{key}");
         }
     }
@@ -372,7 +375,9 @@ mod tests {
         let ca = Authority::load_or_create(dir.path(), &[]).unwrap();
         let (_key, der) = csr();
         let agent = AgentId::new();
-        let issued = ca.sign_agent(&agent, &der, Duration::from_secs(3600)).unwrap();
+        let issued = ca
+            .sign_agent(&agent, &der, Duration::from_secs(3600))
+            .unwrap();
         let peer = peer_identity(&issued.der).unwrap();
         assert_eq!(peer.agent_id, agent);
         assert_eq!(peer.serial, issued.serial);
@@ -386,7 +391,10 @@ mod tests {
         let ca = Authority::load_or_create(dir.path(), &[]).unwrap();
         let agent = AgentId::new();
         let day = Duration::from_secs(86400);
-        assert!(matches!(ca.sign_agent(&agent, b"garbage", day), Err(PkiError::BadCsr(_))));
+        assert!(matches!(
+            ca.sign_agent(&agent, b"garbage", day),
+            Err(PkiError::BadCsr(_))
+        ));
         assert!(matches!(
             ca.sign_agent(&agent, &vec![0u8; MAX_CSR_BYTES + 1], day),
             Err(PkiError::CsrTooLarge)
@@ -394,6 +402,9 @@ mod tests {
         let (_key, mut der) = csr();
         let last = der.len() - 1;
         der[last] ^= 0xff;
-        assert!(matches!(ca.sign_agent(&agent, &der, day), Err(PkiError::BadCsr(_))));
+        assert!(matches!(
+            ca.sign_agent(&agent, &der, day),
+            Err(PkiError::BadCsr(_))
+        ));
     }
 }

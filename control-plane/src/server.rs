@@ -26,10 +26,16 @@ pub const BOOTSTRAP_TOKEN_NAME: &str = "bootstrap-admin";
 pub async fn run(config: Config) -> anyhow::Result<()> {
     fsutil::create_private_dir(&config.data_dir)
         .with_context(|| format!("cannot create data dir {}", config.data_dir.display()))?;
-    let store = Store::open(&config.database_url)
-        .await
-        .with_context(|| format!("cannot open database {}", store::redact_url(&config.database_url)))?;
-    let ca = Arc::new(Authority::load_or_create(&config.data_dir.join("pki"), &config.server_names)?);
+    let store = Store::open(&config.database_url).await.with_context(|| {
+        format!(
+            "cannot open database {}",
+            store::redact_url(&config.database_url)
+        )
+    })?;
+    let ca = Arc::new(Authority::load_or_create(
+        &config.data_dir.join("pki"),
+        &config.server_names,
+    )?);
     let admin_token = ensure_bootstrap_token(&store, &config.data_dir).await?;
 
     let shutdown = CancellationToken::new();
@@ -39,7 +45,12 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     // The ingest writer outlives the sessions so it can flush what they queued.
     let ingest_stop = CancellationToken::new();
     let ingest_tracker = TaskTracker::new();
-    let ingest = metrics::spawn_ingest(store.clone(), telemetry.clone(), &ingest_tracker, ingest_stop.clone());
+    let ingest = metrics::spawn_ingest(
+        store.clone(),
+        telemetry.clone(),
+        &ingest_tracker,
+        ingest_stop.clone(),
+    );
 
     let grpc_listener = tokio::net::TcpListener::bind(config.grpc_listen)
         .await
@@ -77,14 +88,25 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             .with_graceful_shutdown(api_shutdown.cancelled_owned())
             .await
     });
-    tracker.spawn(housekeeping(store.clone(), fleet, config.clone(), shutdown.child_token()));
+    tracker.spawn(housekeeping(
+        store.clone(),
+        fleet,
+        config.clone(),
+        shutdown.child_token(),
+    ));
 
     println!("Sovereign control plane is up.");
     println!("  API:        http://{api_addr}");
-    println!("  gRPC:       {grpc_addr} (agents dial {})", config.public_url);
+    println!(
+        "  gRPC:       {grpc_addr} (agents dial {})",
+        config.public_url
+    );
     println!("  CA SHA-256: {}", ca.fingerprint());
     if let Some(token) = admin_token {
-        println!("  Admin API token (shown once; also saved to {}): {token}", config.data_dir.join("admin.token").display());
+        println!(
+            "  Admin API token (shown once; also saved to {}): {token}",
+            config.data_dir.join("admin.token").display()
+        );
     }
     tracing::info!(api = %api_addr, grpc = %grpc_addr, database = ?store.backend(), "Control plane started.");
 
@@ -117,7 +139,11 @@ async fn ensure_bootstrap_token(store: &Store, data_dir: &Path) -> anyhow::Resul
     }
     let token = api::auth_token();
     store
-        .create_api_token(BOOTSTRAP_TOKEN_NAME, &api::hash_api_token(&token), millis(std::time::SystemTime::now()))
+        .create_api_token(
+            BOOTSTRAP_TOKEN_NAME,
+            &api::hash_api_token(&token),
+            millis(std::time::SystemTime::now()),
+        )
         .await?;
     let path = data_dir.join("admin.token");
     fsutil::write_atomic(&path, format!("{token}\n").as_bytes(), 0o600)
@@ -140,11 +166,15 @@ async fn housekeeping(store: Store, fleet: Fleet, config: Config, stop: Cancella
         if let Err(e) = store.touch_agents(&online, now).await {
             tracing::warn!(error = %e, "Could not record last-seen times.");
         }
-        if rounds % 10 == 0 {
-            let points_before = now - i64::try_from(config.points_retention.as_millis()).unwrap_or(i64::MAX);
-            let rollups_before = now - i64::try_from(config.rollup_retention.as_millis()).unwrap_or(i64::MAX);
+        if rounds.is_multiple_of(10) {
+            let points_before =
+                now - i64::try_from(config.points_retention.as_millis()).unwrap_or(i64::MAX);
+            let rollups_before =
+                now - i64::try_from(config.rollup_retention.as_millis()).unwrap_or(i64::MAX);
             match store.prune_metrics(points_before, rollups_before).await {
-                Ok((p, r)) if p + r > 0 => tracing::info!(points = p, rollups = r, "Pruned metrics past retention."),
+                Ok((p, r)) if p + r > 0 => {
+                    tracing::info!(points = p, rollups = r, "Pruned metrics past retention.")
+                }
                 Ok(_) => {}
                 Err(e) => tracing::warn!(error = %e, "Could not prune metrics."),
             }
@@ -160,7 +190,10 @@ async fn wait_for_signal() {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
-        match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
+        match (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) {
             (Ok(mut term), Ok(mut int)) => {
                 tokio::select! {
                     _ = term.recv() => {}

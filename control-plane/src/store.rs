@@ -86,7 +86,11 @@ impl Store {
     async fn migrate(&self) -> Result<(), StoreError> {
         match self.backend {
             Backend::Sqlite => sqlx::migrate!("migrations/sqlite").run(&self.pool).await?,
-            Backend::Postgres => sqlx::migrate!("migrations/postgres").run(&self.pool).await?,
+            Backend::Postgres => {
+                sqlx::migrate!("migrations/postgres")
+                    .run(&self.pool)
+                    .await?
+            }
         }
         Ok(())
     }
@@ -124,28 +128,44 @@ impl Store {
         Ok(n)
     }
 
-    pub async fn create_api_token(&self, name: &str, hash: &str, now_ms: i64) -> Result<(), StoreError> {
-        sqlx::query("INSERT INTO api_tokens (id, token_hash, name, created_at) VALUES ($1, $2, $3, $4)")
-            .bind(uuid::Uuid::now_v7().to_string())
-            .bind(hash)
-            .bind(name)
-            .bind(now_ms)
-            .execute(&self.pool)
-            .await?;
+    pub async fn create_api_token(
+        &self,
+        name: &str,
+        hash: &str,
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO api_tokens (id, token_hash, name, created_at) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(uuid::Uuid::now_v7().to_string())
+        .bind(hash)
+        .bind(name)
+        .bind(now_ms)
+        .execute(&self.pool)
+        .await?;
         Ok(())
     }
 
     /// Revokes every API token with this name (used to rotate the bootstrap token).
-    pub async fn revoke_api_tokens_named(&self, name: &str, now_ms: i64) -> Result<u64, StoreError> {
-        let r = sqlx::query("UPDATE api_tokens SET revoked_at = $1 WHERE name = $2 AND revoked_at IS NULL")
-            .bind(now_ms)
-            .bind(name)
-            .execute(&self.pool)
-            .await?;
+    pub async fn revoke_api_tokens_named(
+        &self,
+        name: &str,
+        now_ms: i64,
+    ) -> Result<u64, StoreError> {
+        let r = sqlx::query(
+            "UPDATE api_tokens SET revoked_at = $1 WHERE name = $2 AND revoked_at IS NULL",
+        )
+        .bind(now_ms)
+        .bind(name)
+        .execute(&self.pool)
+        .await?;
         Ok(r.rows_affected())
     }
 
-    pub async fn project_exists(&self, id: &crate::projects::ProjectId) -> Result<bool, StoreError> {
+    pub async fn project_exists(
+        &self,
+        id: &crate::projects::ProjectId,
+    ) -> Result<bool, StoreError> {
         let row: Option<(String,)> = sqlx::query_as("SELECT id FROM projects WHERE id = $1")
             .bind(id.as_str())
             .fetch_optional(&self.pool)
@@ -153,12 +173,18 @@ impl Store {
         Ok(row.is_some())
     }
 
-    pub async fn create_project(&self, id: &crate::projects::ProjectId, now_ms: i64) -> Result<(), StoreError> {
-        let r = sqlx::query("INSERT INTO projects (id, created_at) VALUES ($1, $2) ON CONFLICT (id) DO NOTHING")
-            .bind(id.as_str())
-            .bind(now_ms)
-            .execute(&self.pool)
-            .await?;
+    pub async fn create_project(
+        &self,
+        id: &crate::projects::ProjectId,
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
+        let r = sqlx::query(
+            "INSERT INTO projects (id, created_at) VALUES ($1, $2) ON CONFLICT (id) DO NOTHING",
+        )
+        .bind(id.as_str())
+        .bind(now_ms)
+        .execute(&self.pool)
+        .await?;
         if r.rows_affected() == 0 {
             return Err(StoreError::Conflict(format!("project {id} already exists")));
         }
@@ -166,9 +192,10 @@ impl Store {
     }
 
     pub async fn list_projects(&self) -> Result<Vec<crate::projects::Project>, StoreError> {
-        let rows: Vec<(String, i64)> = sqlx::query_as("SELECT id, created_at FROM projects ORDER BY id")
-            .fetch_all(&self.pool)
-            .await?;
+        let rows: Vec<(String, i64)> =
+            sqlx::query_as("SELECT id, created_at FROM projects ORDER BY id")
+                .fetch_all(&self.pool)
+                .await?;
         Ok(rows
             .into_iter()
             .filter_map(|(id, created_at_ms)| {

@@ -4,6 +4,8 @@
 //! drift apart. Every value remembers its origin, so an error can say
 //! exactly where the bad value came from.
 
+#![cfg_attr(test, allow(clippy::unwrap_used))]
+
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -45,9 +47,18 @@ pub enum SettingsError {
     #[error("cannot read config file {path}: {reason}")]
     File { path: PathBuf, reason: String },
     #[error("unknown setting {key:?} in config file {path}; known settings: {known}")]
-    UnknownKey { key: String, path: PathBuf, known: String },
+    UnknownKey {
+        key: String,
+        path: PathBuf,
+        known: String,
+    },
     #[error("invalid value {value:?} for {key} (from {origin}): {reason}")]
-    Invalid { key: &'static str, value: String, origin: Origin, reason: String },
+    Invalid {
+        key: &'static str,
+        value: String,
+        origin: Origin,
+        reason: String,
+    },
 }
 
 /// The merged settings.
@@ -77,10 +88,12 @@ impl Layers {
                 path: path.to_owned(),
                 reason: e.to_string(),
             })?;
-            let table: toml::Table = text.parse().map_err(|e: toml::de::Error| SettingsError::File {
-                path: path.to_owned(),
-                reason: e.to_string(),
-            })?;
+            let table: toml::Table =
+                text.parse()
+                    .map_err(|e: toml::de::Error| SettingsError::File {
+                        path: path.to_owned(),
+                        reason: e.to_string(),
+                    })?;
             let mut flat = Vec::new();
             flatten("", &toml::Value::Table(table), &mut flat);
             for (key, value) in flat {
@@ -158,7 +171,13 @@ impl Layers {
         self.invalid(key, reason.into(), value, origin)
     }
 
-    fn invalid(&self, key: &'static str, reason: String, value: &str, origin: &Origin) -> SettingsError {
+    fn invalid(
+        &self,
+        key: &'static str,
+        reason: String,
+        value: &str,
+        origin: &Origin,
+    ) -> SettingsError {
         SettingsError::Invalid {
             key,
             value: value.chars().take(200).collect(),
@@ -172,7 +191,11 @@ fn flatten(prefix: &str, value: &toml::Value, out: &mut Vec<(String, String)>) {
     match value {
         toml::Value::Table(t) => {
             for (k, v) in t {
-                let key = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
+                let key = if prefix.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{prefix}.{k}")
+                };
                 flatten(&key, v, out);
             }
         }
@@ -231,14 +254,22 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
 
 /// The reference page for a binary's settings, generated from its specs.
 pub fn render_markdown(title: &str, intro: &str, specs: &[Spec]) -> String {
-    let mut out = format!("# {title}\n\n{intro}\n\n| key (TOML) | environment | flag | default | meaning |\n|---|---|---|---|---|\n");
+    let mut out = format!(
+        "# {title}\n\n{intro}\n\n| key (TOML) | environment | flag | default | meaning |\n|---|---|---|---|---|\n"
+    );
     for s in specs {
-        let default = if s.default.is_empty() { "—".to_owned() } else { format!("`{}`", s.default) };
+        let default = if s.default.is_empty() {
+            "—".to_owned()
+        } else {
+            format!("`{}`", s.default)
+        };
         out.push_str(&format!(
             "| `{}` | `{}` | {} | {} | {} |\n",
             s.key,
             s.env,
-            s.flag.map(|f| format!("`{f}`")).unwrap_or_else(|| "—".into()),
+            s.flag
+                .map(|f| format!("`{f}`"))
+                .unwrap_or_else(|| "—".into()),
             default,
             s.help
         ));
@@ -251,9 +282,27 @@ mod tests {
     use super::*;
 
     static SPECS: &[Spec] = &[
-        Spec { key: "grpc.listen", env: "T_GRPC_LISTEN", flag: Some("--grpc-listen"), default: "0.0.0.0:7443", help: "x" },
-        Spec { key: "names", env: "T_NAMES", flag: None, default: "", help: "y" },
-        Spec { key: "ttl", env: "T_TTL", flag: None, default: "24h", help: "z" },
+        Spec {
+            key: "grpc.listen",
+            env: "T_GRPC_LISTEN",
+            flag: Some("--grpc-listen"),
+            default: "0.0.0.0:7443",
+            help: "x",
+        },
+        Spec {
+            key: "names",
+            env: "T_NAMES",
+            flag: None,
+            default: "",
+            help: "y",
+        },
+        Spec {
+            key: "ttl",
+            env: "T_TTL",
+            flag: None,
+            default: "24h",
+            help: "z",
+        },
     ];
 
     #[test]
@@ -261,19 +310,37 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("settings-test-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let file = dir.join("c.toml");
-        std::fs::write(&file, "names = [\"a\", \"b\"]\nttl = \"1h\"\n[grpc]\nlisten = \"127.0.0.1:1\"\n").unwrap();
+        std::fs::write(
+            &file,
+            "names = [\"a\", \"b\"]\nttl = \"1h\"\n[grpc]\nlisten = \"127.0.0.1:1\"\n",
+        )
+        .unwrap();
         let env = |k: &str| (k == "T_TTL").then(|| "bogus".to_owned());
-        let l = Layers::load(SPECS, Some(&file), &env, &[("grpc.listen", "127.0.0.1:2".into())]).unwrap();
-        assert_eq!(l.get::<std::net::SocketAddr>("grpc.listen").unwrap().port(), 2);
+        let l = Layers::load(
+            SPECS,
+            Some(&file),
+            &env,
+            &[("grpc.listen", "127.0.0.1:2".into())],
+        )
+        .unwrap();
+        assert_eq!(
+            l.get::<std::net::SocketAddr>("grpc.listen").unwrap().port(),
+            2
+        );
         assert_eq!(l.list("names"), vec!["a", "b"]);
         let err = l.duration("ttl").unwrap_err().to_string();
         assert!(err.contains("T_TTL") && err.contains("bogus"), "{err}");
 
         std::fs::write(&file, "nope = 1\n").unwrap();
-        let err = Layers::load(SPECS, Some(&file), &|_| None, &[]).unwrap_err().to_string();
+        let err = Layers::load(SPECS, Some(&file), &|_| None, &[])
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("nope") && err.contains("grpc.listen"), "{err}");
         std::fs::write(&file, "this is = not toml [").unwrap();
-        assert!(matches!(Layers::load(SPECS, Some(&file), &|_| None, &[]), Err(SettingsError::File { .. })));
+        assert!(matches!(
+            Layers::load(SPECS, Some(&file), &|_| None, &[]),
+            Err(SettingsError::File { .. })
+        ));
         let _ = std::fs::remove_dir_all(dir);
     }
 

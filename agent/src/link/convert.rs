@@ -11,7 +11,12 @@ pub fn point(p: &SummaryPoint) -> pb::MetricPoint {
         values: p
             .values
             .iter()
-            .map(|v| pb::SeriesValue { series: v.series.clone(), min: v.min, avg: v.avg, max: v.max })
+            .map(|v| pb::SeriesValue {
+                series: v.series.clone(),
+                min: v.min,
+                avg: v.avg,
+                max: v.max,
+            })
             .collect(),
     }
 }
@@ -34,8 +39,17 @@ pub fn facts(f: &HostFacts) -> pb::HostFacts {
 pub fn processes(p: &ProcessSnapshot) -> pb::ProcessSnapshot {
     let conv = |l: &[ProcessInfo]| {
         l.iter()
-            .map(|i| pb::ProcessInfo { pid: i.pid, name: i.name.clone(), cpu_percent: i.cpu_percent, memory_bytes: i.memory_bytes })
+            .map(|i| pb::ProcessInfo {
+                pid: i.pid,
+                name: i.name.clone(),
+                cpu_percent: i.cpu_percent,
+                memory_bytes: i.memory_bytes,
+            })
             .collect()
     };
-    pb::ProcessSnapshot { ts_ms: p.ts_ms, by_cpu: conv(&p.by_cpu), by_memory: conv(&p.by_memory) }
+    pb::ProcessSnapshot {
+        ts_ms: p.ts_ms,
+        by_cpu: conv(&p.by_cpu),
+        by_memory: conv(&p.by_memory),
+    }
 }

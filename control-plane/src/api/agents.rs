@@ -69,20 +69,34 @@ struct ProcessDto {
 }
 
 fn labels_dto(l: &Labels) -> BTreeMap<String, String> {
-    l.iter().map(|(k, v)| (k.to_owned(), v.to_owned())).collect()
+    l.iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect()
 }
 
 fn point_dto(ts: i64, stats: &[Stat]) -> PointDto {
-    PointDto { ts, values: stats.iter().map(|s| (s.series.clone(), s.avg)).collect() }
+    PointDto {
+        ts,
+        values: stats.iter().map(|s| (s.series.clone(), s.avg)).collect(),
+    }
 }
 
 fn processes_dto(p: &ProcessSnapshot) -> ProcessesDto {
     let conv = |l: &[crate::fleet::ProcessInfo]| {
         l.iter()
-            .map(|i| ProcessDto { pid: i.pid, name: i.name.clone(), cpu_percent: i.cpu_percent, memory_bytes: i.memory_bytes })
+            .map(|i| ProcessDto {
+                pid: i.pid,
+                name: i.name.clone(),
+                cpu_percent: i.cpu_percent,
+                memory_bytes: i.memory_bytes,
+            })
             .collect()
     };
-    ProcessesDto { ts: p.ts_ms, by_cpu: conv(&p.by_cpu), by_memory: conv(&p.by_memory) }
+    ProcessesDto {
+        ts: p.ts_ms,
+        by_cpu: conv(&p.by_cpu),
+        by_memory: conv(&p.by_memory),
+    }
 }
 
 fn agent_dto(a: AgentRecord, live: Option<&LiveState>, with_processes: bool) -> AgentDto {
@@ -95,16 +109,26 @@ fn agent_dto(a: AgentRecord, live: Option<&LiveState>, with_processes: bool) -> 
         labels: labels_dto(&a.labels),
         agent_version: a.agent_version,
         enrolled_at: a.enrolled_at_ms,
-        last_seen: if status == AgentStatus::Online { Some(now_ms()) } else { a.last_seen_ms },
+        last_seen: if status == AgentStatus::Online {
+            Some(now_ms())
+        } else {
+            a.last_seen_ms
+        },
         revoked_at: a.revoked_at_ms,
         facts: a.facts,
-        live: live.filter(|_| status == AgentStatus::Online).map(|l| LiveDto {
-            connected_at: l.connected_at_ms,
-            remote_addr: l.remote_addr.clone(),
-            outbox_pending: l.outbox_pending,
-            latest: l.latest.as_ref().map(|p| point_dto(p.ts_ms, &p.stats)),
-            processes: if with_processes { l.processes.as_deref().map(processes_dto) } else { None },
-        }),
+        live: live
+            .filter(|_| status == AgentStatus::Online)
+            .map(|l| LiveDto {
+                connected_at: l.connected_at_ms,
+                remote_addr: l.remote_addr.clone(),
+                outbox_pending: l.outbox_pending,
+                latest: l.latest.as_ref().map(|p| point_dto(p.ts_ms, &p.stats)),
+                processes: if with_processes {
+                    l.processes.as_deref().map(processes_dto)
+                } else {
+                    None
+                },
+            }),
     }
 }
 
@@ -128,14 +152,21 @@ pub struct Page<T> {
     items: Vec<T>,
 }
 
-pub async fn list(State(s): State<SharedState>, Query(q): Query<ListQuery>) -> Result<Json<Page<AgentDto>>, ApiError> {
+pub async fn list(
+    State(s): State<SharedState>,
+    Query(q): Query<ListQuery>,
+) -> Result<Json<Page<AgentDto>>, ApiError> {
     let status = match q.status.as_deref() {
         None | Some("") => None,
-        Some(v) => Some(AgentStatus::parse(v).ok_or_else(|| ApiError::BadRequest("status must be online, offline or revoked".into()))?),
+        Some(v) => Some(AgentStatus::parse(v).ok_or_else(|| {
+            ApiError::BadRequest("status must be online, offline or revoked".into())
+        })?),
     };
     let selector = match q.label.as_deref() {
         None | Some("") => Labels::new(),
-        Some(v) => Labels::parse_pairs(v.split(',')).map_err(|e| ApiError::BadRequest(e.to_string()))?,
+        Some(v) => {
+            Labels::parse_pairs(v.split(',')).map_err(|e| ApiError::BadRequest(e.to_string()))?
+        }
     };
     let needle = q.q.as_deref().unwrap_or("").to_lowercase();
     let limit = q.limit.unwrap_or(100).clamp(1, MAX_PAGE);
@@ -146,9 +177,17 @@ pub async fn list(State(s): State<SharedState>, Query(q): Query<ListQuery>) -> R
         .list_agents()
         .await?
         .into_iter()
-        .filter(|a| q.project.as_deref().is_none_or(|p| p.is_empty() || a.project.as_str() == p))
+        .filter(|a| {
+            q.project
+                .as_deref()
+                .is_none_or(|p| p.is_empty() || a.project.as_str() == p)
+        })
         .filter(|a| a.labels.matches(&selector))
-        .filter(|a| needle.is_empty() || a.facts.hostname.to_lowercase().contains(&needle) || a.id.as_str().contains(&needle))
+        .filter(|a| {
+            needle.is_empty()
+                || a.facts.hostname.to_lowercase().contains(&needle)
+                || a.id.as_str().contains(&needle)
+        })
         .filter(|a| status.is_none_or(|st| a.status(online.contains_key(&a.id)) == st))
         .map(|a| {
             let live = online.get(&a.id);
@@ -157,23 +196,41 @@ pub async fn list(State(s): State<SharedState>, Query(q): Query<ListQuery>) -> R
         .collect();
     let total = matching.len();
     let items = matching.into_iter().skip(offset).take(limit).collect();
-    Ok(Json(Page { total, offset, items }))
+    Ok(Json(Page {
+        total,
+        offset,
+        items,
+    }))
 }
 
 fn parse_id(id: &str) -> Result<AgentId, ApiError> {
     AgentId::parse(id).ok_or(ApiError::NotFound("agent"))
 }
 
-pub async fn get(State(s): State<SharedState>, Path(id): Path<String>) -> Result<Json<AgentDto>, ApiError> {
+pub async fn get(
+    State(s): State<SharedState>,
+    Path(id): Path<String>,
+) -> Result<Json<AgentDto>, ApiError> {
     let id = parse_id(&id)?;
-    let agent = s.store.get_agent(&id).await?.ok_or(ApiError::NotFound("agent"))?;
+    let agent = s
+        .store
+        .get_agent(&id)
+        .await?
+        .ok_or(ApiError::NotFound("agent"))?;
     let live = s.fleet.get(&id).await.map(|h| h.state.borrow().clone());
     Ok(Json(agent_dto(agent, live.as_ref(), true)))
 }
 
-pub async fn revoke(State(s): State<SharedState>, Path(id): Path<String>) -> Result<Json<AgentDto>, ApiError> {
+pub async fn revoke(
+    State(s): State<SharedState>,
+    Path(id): Path<String>,
+) -> Result<Json<AgentDto>, ApiError> {
     let id = parse_id(&id)?;
-    let agent = s.store.revoke_agent(&id, now_ms()).await?.ok_or(ApiError::NotFound("agent"))?;
+    let agent = s
+        .store
+        .revoke_agent(&id, now_ms())
+        .await?
+        .ok_or(ApiError::NotFound("agent"))?;
     s.fleet.kick(id.clone()).await;
     tracing::info!(agent_id = %id, "Agent revoked.");
     Ok(Json(agent_dto(agent, None, false)))
@@ -193,7 +250,9 @@ pub async fn set_labels(
     let id = parse_id(&id)?;
     let mut labels = Labels::new();
     for (k, v) in &body.labels {
-        labels.insert(k, v).map_err(|e| ApiError::BadRequest(e.to_string()))?;
+        labels
+            .insert(k, v)
+            .map_err(|e| ApiError::BadRequest(e.to_string()))?;
     }
     if !s.store.set_agent_labels(&id, &labels).await? {
         return Err(ApiError::NotFound("agent"));
@@ -239,20 +298,33 @@ pub async fn metrics(
 ) -> Result<Json<SeriesDto>, ApiError> {
     let id = parse_id(&id)?;
     if q.series.is_empty() || q.series.len() > metrics::MAX_SERIES_NAME {
-        return Err(ApiError::BadRequest("series must be 1 to 128 bytes, e.g. cpu or mem.used".into()));
+        return Err(ApiError::BadRequest(
+            "series must be 1 to 128 bytes, e.g. cpu or mem.used".into(),
+        ));
     }
     let to = q.to.unwrap_or_else(now_ms);
     let from = q.from.unwrap_or(to - 3_600_000);
     if from >= to || to - from > MAX_RANGE_MS {
-        return Err(ApiError::BadRequest("from must be before to, and the range at most 400 days".into()));
+        return Err(ApiError::BadRequest(
+            "from must be before to, and the range at most 400 days".into(),
+        ));
     }
     let step_ms = match q.step.as_deref() {
-        Some(v) if v.chars().all(|c| c.is_ascii_digit()) => v.parse::<i64>().map_err(|_| ApiError::BadRequest("step is not a number".into()))?,
-        Some(v) => i64::try_from(sovereign_settings::parse_duration(v).map_err(ApiError::BadRequest)?.as_millis()).unwrap_or(i64::MAX),
+        Some(v) if v.chars().all(|c| c.is_ascii_digit()) => v
+            .parse::<i64>()
+            .map_err(|_| ApiError::BadRequest("step is not a number".into()))?,
+        Some(v) => i64::try_from(
+            sovereign_settings::parse_duration(v)
+                .map_err(ApiError::BadRequest)?
+                .as_millis(),
+        )
+        .unwrap_or(i64::MAX),
         None => ((to - from) / 300).max(10_000),
     };
     if step_ms < 1000 || (to - from) / step_ms > MAX_BUCKETS {
-        return Err(ApiError::BadRequest(format!("step must be at least 1s and give at most {MAX_BUCKETS} points over the range")));
+        return Err(ApiError::BadRequest(format!(
+            "step must be at least 1s and give at most {MAX_BUCKETS} points over the range"
+        )));
     }
     if s.store.get_agent(&id).await?.is_none() {
         return Err(ApiError::NotFound("agent"));
@@ -260,12 +332,17 @@ pub async fn metrics(
     let retention_ms = i64::try_from(s.points_retention.as_millis()).unwrap_or(i64::MAX);
     let use_rollups = step_ms >= ROLLUP_MS || from < now_ms() - retention_ms;
     let rows = if use_rollups {
-        s.store.rollups(&id, from.div_euclid(ROLLUP_MS) * ROLLUP_MS, to).await?
+        s.store
+            .rollups(&id, from.div_euclid(ROLLUP_MS) * ROLLUP_MS, to)
+            .await?
     } else {
         s.store.points(&id, from, to).await?
     };
     let samples = rows.into_iter().filter_map(|(ts, stats)| {
-        stats.into_iter().find(|st| st.series == q.series).map(|st| (ts, st))
+        stats
+            .into_iter()
+            .find(|st| st.series == q.series)
+            .map(|st| (ts, st))
     });
     let buckets: Vec<Bucket> = metrics::bucketize(samples, step_ms);
     Ok(Json(SeriesDto {
@@ -275,7 +352,15 @@ pub async fn metrics(
         to,
         step_ms,
         source: if use_rollups { "rollups" } else { "points" },
-        points: buckets.into_iter().map(|b| BucketDto { ts: b.ts_ms, min: b.min, avg: b.avg, max: b.max }).collect(),
+        points: buckets
+            .into_iter()
+            .map(|b| BucketDto {
+                ts: b.ts_ms,
+                min: b.min,
+                avg: b.avg,
+                max: b.max,
+            })
+            .collect(),
     }))
 }
 
@@ -287,7 +372,11 @@ pub async fn live(
     Path(id): Path<String>,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
     let id = parse_id(&id)?;
-    let handle = s.fleet.get(&id).await.ok_or_else(|| ApiError::Conflict("the agent is offline".into()))?;
+    let handle = s
+        .fleet
+        .get(&id)
+        .await
+        .ok_or_else(|| ApiError::Conflict("the agent is offline".into()))?;
     let events = BroadcastStream::new(handle.watch()).filter_map(|ev| async move {
         let ev = ev.ok()?;
         let data = match ev {
@@ -295,7 +384,9 @@ pub async fn live(
                 "type": "points",
                 "points": points.iter().map(|p| point_dto(p.ts_ms, &p.stats)).collect::<Vec<_>>(),
             }),
-            LiveEvent::Processes(p) => serde_json::json!({ "type": "processes", "processes": processes_dto(&p) }),
+            LiveEvent::Processes(p) => {
+                serde_json::json!({ "type": "processes", "processes": processes_dto(&p) })
+            }
         };
         Some(Ok(Event::default().data(data.to_string())))
     });

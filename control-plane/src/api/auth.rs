@@ -20,7 +20,11 @@ pub fn generate_token() -> String {
     format!("{API_TOKEN_PREFIX}{}", hex::encode(bytes))
 }
 
-pub async fn require_token(State(s): State<SharedState>, req: Request, next: Next) -> Result<Response, ApiError> {
+pub async fn require_token(
+    State(s): State<SharedState>,
+    req: Request,
+    next: Next,
+) -> Result<Response, ApiError> {
     let presented = req
         .headers()
         .get(header::AUTHORIZATION)

@@ -155,7 +155,9 @@ mod tests {
         let paths = spec["paths"].as_object().unwrap();
         assert_eq!(paths.len(), PATHS.len());
         for (path, methods) in PATHS {
-            let item = paths.get(*path).unwrap_or_else(|| panic!("{path} undocumented"));
+            let item = paths
+                .get(*path)
+                .unwrap_or_else(|| panic!("{path} undocumented"));
             for m in *methods {
                 assert!(item.get(*m).is_some(), "{m} {path} undocumented");
             }

@@ -61,7 +61,11 @@ fn dto(t: JoinToken) -> TokenDto {
         state: t.state(now_ms()),
         id: t.id.to_string(),
         project: t.project.to_string(),
-        labels: t.labels.iter().map(|(k, v)| (k.to_owned(), v.to_owned())).collect(),
+        labels: t
+            .labels
+            .iter()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect(),
         description: t.description,
         uses_total: t.uses_total,
         uses_left: t.uses_left,
@@ -80,17 +84,27 @@ pub async fn create(
         None | Some("") => ProjectId::default_project(),
         Some(p) => ProjectId::parse(p).map_err(|e| bad(e.to_string()))?,
     };
-    let ttl = sovereign_settings::parse_duration(body.ttl.as_deref().unwrap_or("1h")).map_err(|e| bad(format!("ttl: {e}")))?;
+    let ttl = sovereign_settings::parse_duration(body.ttl.as_deref().unwrap_or("1h"))
+        .map_err(|e| bad(format!("ttl: {e}")))?;
     let mut labels = Labels::new();
     for (k, v) in &body.labels {
         labels.insert(k, v).map_err(|e| bad(e.to_string()))?;
     }
-    let new = NewToken { project, ttl, uses: body.uses.unwrap_or(1), labels, description: body.description.unwrap_or_default() };
+    let new = NewToken {
+        project,
+        ttl,
+        uses: body.uses.unwrap_or(1),
+        labels,
+        description: body.description.unwrap_or_default(),
+    };
     new.validate().map_err(bad)?;
     let secret = TokenSecret::generate();
     let token = match s.store.create_token(&new, &secret.hash(), now_ms()).await {
         Err(crate::store::StoreError::NotFound("project")) => {
-            return Err(bad(format!("unknown project {:?}: create it first (POST /api/v1/projects)", new.project.as_str())));
+            return Err(bad(format!(
+                "unknown project {:?}: create it first (POST /api/v1/projects)",
+                new.project.as_str()
+            )));
         }
         other => other?,
     };
@@ -103,21 +117,36 @@ pub async fn create(
     );
     Ok((
         StatusCode::CREATED,
-        Json(CreatedToken { token: dto(token), secret: secret.expose().to_owned(), ca_sha256: fingerprint, server: s.public_url.clone(), command }),
+        Json(CreatedToken {
+            token: dto(token),
+            secret: secret.expose().to_owned(),
+            ca_sha256: fingerprint,
+            server: s.public_url.clone(),
+            command,
+        }),
     ))
 }
 
 pub async fn list(State(s): State<SharedState>) -> Result<Json<Vec<TokenDto>>, ApiError> {
-    Ok(Json(s.store.list_tokens().await?.into_iter().map(dto).collect()))
+    Ok(Json(
+        s.store.list_tokens().await?.into_iter().map(dto).collect(),
+    ))
 }
 
-pub async fn revoke(State(s): State<SharedState>, Path(id): Path<String>) -> Result<Json<TokenDto>, ApiError> {
+pub async fn revoke(
+    State(s): State<SharedState>,
+    Path(id): Path<String>,
+) -> Result<Json<TokenDto>, ApiError> {
     let id = TokenId::parse(&id).ok_or(ApiError::NotFound("token"))?;
     if !s.store.revoke_token(&id, now_ms()).await? {
         return Err(ApiError::NotFound("token"));
     }
     tracing::info!(token_id = %id, "Join token revoked.");
-    let token = s.store.get_token(&id).await?.ok_or(ApiError::NotFound("token"))?;
+    let token = s
+        .store
+        .get_token(&id)
+        .await?
+        .ok_or(ApiError::NotFound("token"))?;
     Ok(Json(dto(token)))
 }
 
@@ -127,13 +156,18 @@ pub struct ProjectDto {
     created_at: i64,
 }
 
-pub async fn list_projects(State(s): State<SharedState>) -> Result<Json<Vec<ProjectDto>>, ApiError> {
+pub async fn list_projects(
+    State(s): State<SharedState>,
+) -> Result<Json<Vec<ProjectDto>>, ApiError> {
     Ok(Json(
         s.store
             .list_projects()
             .await?
             .into_iter()
-            .map(|p| ProjectDto { id: p.id.to_string(), created_at: p.created_at_ms })
+            .map(|p| ProjectDto {
+                id: p.id.to_string(),
+                created_at: p.created_at_ms,
+            })
             .collect(),
     ))
 }
@@ -152,7 +186,13 @@ pub async fn create_project(
     let now = now_ms();
     s.store.create_project(&id, now).await?;
     tracing::info!(project = %id, "Project created.");
-    Ok((StatusCode::CREATED, Json(ProjectDto { id: id.to_string(), created_at: now })))
+    Ok((
+        StatusCode::CREATED,
+        Json(ProjectDto {
+            id: id.to_string(),
+            created_at: now,
+        }),
+    ))
 }
 
 #[derive(Serialize)]
@@ -163,5 +203,9 @@ pub struct CaDto {
 }
 
 pub async fn ca(State(s): State<SharedState>) -> Json<CaDto> {
-    Json(CaDto { sha256: s.ca.fingerprint().to_owned(), pem: s.ca.ca_pem().to_owned(), server: s.public_url.clone() })
+    Json(CaDto {
+        sha256: s.ca.fingerprint().to_owned(),
+        pem: s.ca.ca_pem().to_owned(),
+        server: s.public_url.clone(),
+    })
 }

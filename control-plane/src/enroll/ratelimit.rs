@@ -72,7 +72,10 @@ mod tests {
         }
         let wait = rl.check_at(a, t0).unwrap_err();
         assert!(wait <= Duration::from_secs(1));
-        assert!(rl.check_at(b, t0).is_ok(), "other addresses are not affected");
+        assert!(
+            rl.check_at(b, t0).is_ok(),
+            "other addresses are not affected"
+        );
         assert!(rl.check_at(a, t0 + Duration::from_millis(1100)).is_ok());
     }
 }

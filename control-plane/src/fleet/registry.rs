@@ -71,11 +71,24 @@ impl SessionHandle {
 }
 
 enum Command {
-    Attach { agent: AgentId, handle: SessionHandle },
-    Detach { agent: AgentId, conn: u64 },
-    Kick { agent: AgentId },
-    Get { agent: AgentId, reply: oneshot::Sender<Option<SessionHandle>> },
-    Online { reply: oneshot::Sender<Vec<(AgentId, LiveState)>> },
+    Attach {
+        agent: AgentId,
+        handle: SessionHandle,
+    },
+    Detach {
+        agent: AgentId,
+        conn: u64,
+    },
+    Kick {
+        agent: AgentId,
+    },
+    Get {
+        agent: AgentId,
+        reply: oneshot::Sender<Option<SessionHandle>>,
+    },
+    Online {
+        reply: oneshot::Sender<Vec<(AgentId, LiveState)>>,
+    },
 }
 
 /// Cheap, cloneable access to the registry task.
@@ -153,7 +166,13 @@ impl Fleet {
 
     pub async fn get(&self, agent: &AgentId) -> Option<SessionHandle> {
         let (reply, rx) = oneshot::channel();
-        self.tx.send(Command::Get { agent: agent.clone(), reply }).await.ok()?;
+        self.tx
+            .send(Command::Get {
+                agent: agent.clone(),
+                reply,
+            })
+            .await
+            .ok()?;
         rx.await.ok().flatten()
     }
 
@@ -175,7 +194,16 @@ mod tests {
         let (push, rx) = mpsc::channel(4);
         let (live, _) = broadcast::channel(4);
         let (_state_tx, state) = watch::channel(LiveState::default());
-        (SessionHandle { conn, push, cancel: CancellationToken::new(), live, state }, rx)
+        (
+            SessionHandle {
+                conn,
+                push,
+                cancel: CancellationToken::new(),
+                live,
+                state,
+            },
+            rx,
+        )
     }
 
     #[tokio::test]

@@ -29,7 +29,13 @@ pub fn point(p: pb::MetricPoint) -> Point {
         stats: p
             .values
             .into_iter()
-            .map(|v| Stat { series: v.series, min: v.min, avg: v.avg, max: v.max, weight })
+            .map(|v| Stat {
+                series: v.series,
+                min: v.min,
+                avg: v.avg,
+                max: v.max,
+                weight,
+            })
             .collect(),
     }
 }
@@ -40,19 +46,39 @@ pub fn processes(p: pb::ProcessSnapshot) -> fleet::ProcessSnapshot {
             .take(32)
             .map(|i| fleet::ProcessInfo {
                 pid: i.pid,
-                name: i.name.chars().filter(|c| !c.is_control()).take(128).collect(),
-                cpu_percent: if i.cpu_percent.is_finite() { i.cpu_percent } else { 0.0 },
+                name: i
+                    .name
+                    .chars()
+                    .filter(|c| !c.is_control())
+                    .take(128)
+                    .collect(),
+                cpu_percent: if i.cpu_percent.is_finite() {
+                    i.cpu_percent
+                } else {
+                    0.0
+                },
                 memory_bytes: i.memory_bytes,
             })
             .collect()
     };
-    fleet::ProcessSnapshot { ts_ms: p.ts_ms, by_cpu: conv(p.by_cpu), by_memory: conv(p.by_memory) }
+    fleet::ProcessSnapshot {
+        ts_ms: p.ts_ms,
+        by_cpu: conv(p.by_cpu),
+        by_memory: conv(p.by_memory),
+    }
 }
 
 pub fn push(p: Push) -> pb::ControlMessage {
     let body = match p {
-        Push::MetricAck { up_to_seq } => pb::control_message::Body::MetricAck(pb::MetricAck { up_to_seq }),
-        Push::Sampling { full_rate } => pb::control_message::Body::Sampling(pb::SetSampling { full_rate }),
+        Push::MetricAck { up_to_seq } => {
+            pb::control_message::Body::MetricAck(pb::MetricAck { up_to_seq })
+        }
+        Push::Sampling { full_rate } => {
+            pb::control_message::Body::Sampling(pb::SetSampling { full_rate })
+        }
     };
-    pb::ControlMessage { id: 0, body: Some(body) }
+    pb::ControlMessage {
+        id: 0,
+        body: Some(body),
+    }
 }

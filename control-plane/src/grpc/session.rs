@@ -35,23 +35,41 @@ pub async fn run(
     let agent = peer.agent_id.clone();
 
     let hello = match tokio::time::timeout(HELLO_TIMEOUT, inbound.message()).await {
-        Ok(Ok(Some(pb::AgentMessage { body: Some(Body::Hello(h)), .. }))) => h,
+        Ok(Ok(Some(pb::AgentMessage {
+            body: Some(Body::Hello(h)),
+            ..
+        }))) => h,
         Ok(Ok(_)) | Err(_) => {
             g.telemetry.sessions_refused.add(1);
-            let _ = out.send(Err(Status::invalid_argument("the first message on Connect must be Hello"))).await;
+            let _ = out
+                .send(Err(Status::invalid_argument(
+                    "the first message on Connect must be Hello",
+                )))
+                .await;
             return;
         }
         Ok(Err(status)) => {
-            tracing::debug!(error = %status, "Agent stream failed before hello.");
+            g.telemetry.sessions_refused.add(1);
+            tracing::warn!(error = %status, "Agent stream failed before hello.");
+            let _ = out.try_send(Err(malformed(&status)));
             return;
         }
     };
     let facts = hello.facts.map(convert::facts).unwrap_or_default();
-    let version: String = hello.agent_version.chars().filter(|c| !c.is_control()).take(64).collect();
+    let version: String = hello
+        .agent_version
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(64)
+        .collect();
     let now = millis(std::time::SystemTime::now());
     if let Err(e) = g.store.agent_connected(&agent, &facts, &version, now).await {
         tracing::error!(error = %e, "Could not record the agent's hello.");
-        let _ = out.send(Err(Status::unavailable("the control plane cannot reach its database; retry shortly"))).await;
+        let _ = out
+            .send(Err(Status::unavailable(
+                "the control plane cannot reach its database; retry shortly",
+            )))
+            .await;
         return;
     }
 
@@ -64,7 +82,13 @@ pub async fn run(
         outbox_pending: hello.outbox_pending,
         ..LiveState::default()
     });
-    let handle = SessionHandle { conn, push: push_tx.clone(), cancel: cancel.clone(), live: live.clone(), state: state_rx };
+    let handle = SessionHandle {
+        conn,
+        push: push_tx.clone(),
+        cancel: cancel.clone(),
+        live: live.clone(),
+        state: state_rx,
+    };
     g.fleet.attach(agent.clone(), handle).await;
     g.telemetry.sessions_opened.add(1);
     tracing::info!(remote = %remote, hostname = %facts.hostname, version = %version, pending = hello.outbox_pending, "Agent connected.");
@@ -121,7 +145,12 @@ pub async fn run(
                 Ok(None) => break,
                 Err(status) => {
                     tracing::debug!(error = %status, "Agent stream ended with an error.");
-                    break;
+                    if status.code() == tonic::Code::Internal || status.code() == tonic::Code::OutOfRange {
+                        g.telemetry.bad_messages.add(1);
+                        ended = Some(malformed(&status));
+                    } else {
+                        break;
+                    }
                 }
             }
         }
@@ -130,10 +159,25 @@ pub async fn run(
         let _ = out.try_send(Err(status));
     }
     g.fleet.detach(agent.clone(), conn).await;
-    if let Err(e) = g.store.touch_agents(std::slice::from_ref(&agent), millis(std::time::SystemTime::now())).await {
+    if let Err(e) = g
+        .store
+        .touch_agents(
+            std::slice::from_ref(&agent),
+            millis(std::time::SystemTime::now()),
+        )
+        .await
+    {
         tracing::warn!(error = %e, "Could not record when the agent was last seen.");
     }
     tracing::info!("Agent disconnected.");
+}
+
+/// What the agent is told when its bytes could not be decoded.
+fn malformed(status: &Status) -> Status {
+    Status::invalid_argument(format!(
+        "malformed or oversized message: {}",
+        status.message()
+    ))
 }
 
 async fn cancel_reason(g: &Gateway, peer: &PeerIdentity) -> Status {
@@ -141,7 +185,9 @@ async fn cancel_reason(g: &Gateway, peer: &PeerIdentity) -> Status {
         return Status::unavailable("the control plane is shutting down; reconnect shortly");
     }
     match g.store.get_agent(&peer.agent_id).await {
-        Ok(Some(a)) if a.revoked_at_ms.is_some() => Status::permission_denied("this agent was revoked"),
+        Ok(Some(a)) if a.revoked_at_ms.is_some() => {
+            Status::permission_denied("this agent was revoked")
+        }
         _ => Status::aborted("replaced by a newer connection of the same agent"),
     }
 }
@@ -163,14 +209,18 @@ async fn handle_message(
         Body::Heartbeat(h) => state.send_modify(|s| s.outbox_pending = h.outbox_pending),
         Body::Metrics(batch) => {
             if batch.points.len() > MAX_POINTS_PER_BATCH {
-                return Err(Status::invalid_argument(format!("a metric batch holds at most {MAX_POINTS_PER_BATCH} points")));
+                return Err(Status::invalid_argument(format!(
+                    "a metric batch holds at most {MAX_POINTS_PER_BATCH} points"
+                )));
             }
             let mut points = Vec::with_capacity(batch.points.len());
             for p in batch.points {
                 let p = convert::point(p);
                 match p.validate() {
                     Ok(()) => points.push(p),
-                    Err(e) => tracing::warn!(agent_id = %peer.agent_id, seq = batch.seq, error = %e, "Dropping an invalid metric point."),
+                    Err(e) => {
+                        tracing::warn!(agent_id = %peer.agent_id, seq = batch.seq, error = %e, "Dropping an invalid metric point.")
+                    }
                 }
             }
             if let Some(last) = points.iter().max_by_key(|p| p.ts_ms) {
@@ -181,14 +231,29 @@ async fn handle_message(
                     }
                 });
             }
-            let job = IngestJob { agent: peer.agent_id.clone(), seq: batch.seq, points, ack: push_tx.clone() };
-            g.ingest.submit(job).await.map_err(|e| Status::unavailable(e.to_string()))?;
+            let job = IngestJob {
+                agent: peer.agent_id.clone(),
+                seq: batch.seq,
+                points,
+                ack: push_tx.clone(),
+            };
+            g.ingest
+                .submit(job)
+                .await
+                .map_err(|e| Status::unavailable(e.to_string()))?;
         }
         Body::Live(samples) => {
             if samples.points.len() > MAX_POINTS_PER_BATCH {
-                return Err(Status::invalid_argument("too many live samples in one message"));
+                return Err(Status::invalid_argument(
+                    "too many live samples in one message",
+                ));
             }
-            let points: Vec<_> = samples.points.into_iter().map(convert::point).filter(|p| p.validate().is_ok()).collect();
+            let points: Vec<_> = samples
+                .points
+                .into_iter()
+                .map(convert::point)
+                .filter(|p| p.validate().is_ok())
+                .collect();
             if live.receiver_count() > 0 && !points.is_empty() {
                 let _ = live.send(LiveEvent::Points(Arc::new(points)));
             }
@@ -207,26 +272,45 @@ async fn handle_message(
         }
         Body::Renew(req) => {
             let reply = renew(g, peer, &req.csr_der).await;
-            let msg = pb::ControlMessage { id: msg.id, body: Some(pb::control_message::Body::Renewed(reply)) };
-            out.send(Ok(msg)).await.map_err(|_| Status::cancelled("agent went away"))?;
+            let msg = pb::ControlMessage {
+                id: msg.id,
+                body: Some(pb::control_message::Body::Renewed(reply)),
+            };
+            out.send(Ok(msg))
+                .await
+                .map_err(|_| Status::cancelled("agent went away"))?;
         }
     }
     Ok(())
 }
 
 async fn renew(g: &Gateway, peer: &PeerIdentity, csr_der: &[u8]) -> pb::RenewResponse {
-    let refused = |error: String| pb::RenewResponse { certificate_der: Vec::new(), not_after_ms: 0, error };
+    let refused = |error: String| pb::RenewResponse {
+        certificate_der: Vec::new(),
+        not_after_ms: 0,
+        error,
+    };
     let issued = match g.ca.sign_agent(&peer.agent_id, csr_der, g.cert_ttl) {
         Ok(c) => c,
         Err(e) => return refused(e.to_string()),
     };
     let not_after_ms = millis(issued.not_after);
     let now = millis(std::time::SystemTime::now());
-    if let Err(e) = g.store.record_cert(&peer.agent_id, &issued.serial, now, not_after_ms).await {
+    if let Err(e) = g
+        .store
+        .record_cert(&peer.agent_id, &issued.serial, now, not_after_ms)
+        .await
+    {
         tracing::error!(agent_id = %peer.agent_id, error = %e, "Could not record a renewed certificate.");
-        return refused("the control plane could not store the certificate; the agent will retry".into());
+        return refused(
+            "the control plane could not store the certificate; the agent will retry".into(),
+        );
     }
     g.telemetry.certs_renewed.add(1);
     tracing::info!(agent_id = %peer.agent_id, serial = %issued.serial, "Renewed the agent's certificate.");
-    pb::RenewResponse { certificate_der: issued.der, not_after_ms, error: String::new() }
+    pb::RenewResponse {
+        certificate_der: issued.der,
+        not_after_ms,
+        error: String::new(),
+    }
 }

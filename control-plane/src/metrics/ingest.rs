@@ -92,7 +92,11 @@ async fn write(store: &Store, telemetry: &Telemetry, jobs: &mut Vec<IngestJob>) 
     }
     let refs: Vec<BatchRef<'_>> = jobs
         .iter()
-        .map(|j| BatchRef { agent: &j.agent, seq: j.seq, points: &j.points })
+        .map(|j| BatchRef {
+            agent: &j.agent,
+            seq: j.seq,
+            points: &j.points,
+        })
         .collect();
     match store.ingest(&refs).await {
         Ok(new_points) => {

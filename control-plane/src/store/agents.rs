@@ -86,7 +86,9 @@ impl Store {
             None => CertCheck::Unknown,
             Some((Some(_), _, _)) => CertCheck::AgentRevoked,
             Some((None, Some(_), _)) => CertCheck::CertRevoked,
-            Some((None, None, acked)) => CertCheck::Valid { acked_seq: u64_of(acked) },
+            Some((None, None, acked)) => CertCheck::Valid {
+                acked_seq: u64_of(acked),
+            },
         })
     }
 
@@ -130,26 +132,37 @@ impl Store {
 
     /// Revokes an agent and every certificate it holds. `None` if there is no
     /// such agent; revoking twice keeps the first time.
-    pub async fn revoke_agent(&self, id: &AgentId, now_ms: i64) -> Result<Option<AgentRecord>, StoreError> {
+    pub async fn revoke_agent(
+        &self,
+        id: &AgentId,
+        now_ms: i64,
+    ) -> Result<Option<AgentRecord>, StoreError> {
         let mut tx = self.pool.begin().await?;
-        let r = sqlx::query("UPDATE agents SET revoked_at = COALESCE(revoked_at, $1) WHERE id = $2")
-            .bind(now_ms)
-            .bind(id.as_str())
-            .execute(&mut *tx)
-            .await?;
+        let r =
+            sqlx::query("UPDATE agents SET revoked_at = COALESCE(revoked_at, $1) WHERE id = $2")
+                .bind(now_ms)
+                .bind(id.as_str())
+                .execute(&mut *tx)
+                .await?;
         if r.rows_affected() == 0 {
             return Ok(None);
         }
-        sqlx::query("UPDATE certificates SET revoked_at = $1 WHERE agent_id = $2 AND revoked_at IS NULL")
-            .bind(now_ms)
-            .bind(id.as_str())
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(
+            "UPDATE certificates SET revoked_at = $1 WHERE agent_id = $2 AND revoked_at IS NULL",
+        )
+        .bind(now_ms)
+        .bind(id.as_str())
+        .execute(&mut *tx)
+        .await?;
         tx.commit().await?;
         self.get_agent(id).await
     }
 
-    pub async fn set_agent_labels(&self, id: &AgentId, labels: &Labels) -> Result<bool, StoreError> {
+    pub async fn set_agent_labels(
+        &self,
+        id: &AgentId,
+        labels: &Labels,
+    ) -> Result<bool, StoreError> {
         let r = sqlx::query("UPDATE agents SET labels = $1 WHERE id = $2")
             .bind(labels.to_json())
             .bind(id.as_str())

@@ -73,27 +73,50 @@ impl Store {
     }
 
     /// Stored points of one agent with `from <= ts <= to`, oldest first.
-    pub async fn points(&self, agent: &AgentId, from_ms: i64, to_ms: i64) -> Result<Vec<(i64, Vec<Stat>)>, StoreError> {
+    pub async fn points(
+        &self,
+        agent: &AgentId,
+        from_ms: i64,
+        to_ms: i64,
+    ) -> Result<Vec<(i64, Vec<Stat>)>, StoreError> {
         self.series_rows("SELECT ts, payload FROM metric_points WHERE agent_id = $1 AND ts >= $2 AND ts <= $3 ORDER BY ts", agent, from_ms, to_ms).await
     }
 
     /// 1-minute rollups of one agent with `from <= bucket <= to`, oldest first.
-    pub async fn rollups(&self, agent: &AgentId, from_ms: i64, to_ms: i64) -> Result<Vec<(i64, Vec<Stat>)>, StoreError> {
+    pub async fn rollups(
+        &self,
+        agent: &AgentId,
+        from_ms: i64,
+        to_ms: i64,
+    ) -> Result<Vec<(i64, Vec<Stat>)>, StoreError> {
         self.series_rows("SELECT bucket, payload FROM metric_rollups WHERE agent_id = $1 AND bucket >= $2 AND bucket <= $3 ORDER BY bucket", agent, from_ms, to_ms).await
     }
 
-    async fn series_rows(&self, sql: &'static str, agent: &AgentId, from_ms: i64, to_ms: i64) -> Result<Vec<(i64, Vec<Stat>)>, StoreError> {
+    async fn series_rows(
+        &self,
+        sql: &'static str,
+        agent: &AgentId,
+        from_ms: i64,
+        to_ms: i64,
+    ) -> Result<Vec<(i64, Vec<Stat>)>, StoreError> {
         let rows: Vec<(i64, Vec<u8>)> = sqlx::query_as(sql)
             .bind(agent.as_str())
             .bind(from_ms)
             .bind(to_ms)
             .fetch_all(&self.pool)
             .await?;
-        Ok(rows.into_iter().map(|(ts, p)| (ts, metrics::decode(&p))).collect())
+        Ok(rows
+            .into_iter()
+            .map(|(ts, p)| (ts, metrics::decode(&p)))
+            .collect())
     }
 
     /// Deletes points and rollups past their retention.
-    pub async fn prune_metrics(&self, points_before_ms: i64, rollups_before_ms: i64) -> Result<(u64, u64), StoreError> {
+    pub async fn prune_metrics(
+        &self,
+        points_before_ms: i64,
+        rollups_before_ms: i64,
+    ) -> Result<(u64, u64), StoreError> {
         let p = sqlx::query("DELETE FROM metric_points WHERE ts < $1")
             .bind(points_before_ms)
             .execute(&self.pool)

@@ -14,7 +14,8 @@ use crate::projects::ProjectId;
 use crate::store::{BatchRef, CertCheck};
 
 pub fn pg_admin_url() -> String {
-    std::env::var("SOVEREIGN_TEST_PG").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+    std::env::var("SOVEREIGN_TEST_PG")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
 }
 
 /// Runs `body` on SQLite, then on PostgreSQL.
@@ -34,24 +35,48 @@ where
     let admin_url = pg_admin_url();
     let name = format!("sov_t_{}", hex::encode(rand::random::<[u8; 6]>()));
     let admin = sqlx::PgPool::connect(&admin_url).await.unwrap_or_else(|e| panic!("PostgreSQL at {admin_url} is required for this test ({e}); set SOVEREIGN_TEST_SKIP_PG=1 to skip"));
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&admin).await.unwrap();
-    let base = admin_url.rsplit_once('/').map(|(b, _)| b.to_owned()).unwrap();
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .execute(&admin)
+        .await
+        .unwrap();
+    let base = admin_url
+        .rsplit_once('/')
+        .map(|(b, _)| b.to_owned())
+        .unwrap();
     let store = Store::open(&format!("{base}/{name}")).await.unwrap();
     body(store.clone()).await;
     store.close().await;
-    let _ = sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE {name} WITH (FORCE)"))).execute(&admin).await;
+    let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "DROP DATABASE {name} WITH (FORCE)"
+    )))
+    .execute(&admin)
+    .await;
 }
 
 fn new_token(uses: u32, ttl: Duration) -> NewToken {
-    NewToken { project: ProjectId::default_project(), ttl, uses, labels: Labels::parse_pairs(["env=test"]).unwrap(), description: String::new() }
+    NewToken {
+        project: ProjectId::default_project(),
+        ttl,
+        uses,
+        labels: Labels::parse_pairs(["env=test"]).unwrap(),
+        description: String::new(),
+    }
 }
 
 fn csr() -> Vec<u8> {
     let key = rcgen::KeyPair::generate().unwrap();
-    rcgen::CertificateParams::new(Vec::<String>::new()).unwrap().serialize_request(&key).unwrap().der().to_vec()
+    rcgen::CertificateParams::new(Vec::<String>::new())
+        .unwrap()
+        .serialize_request(&key)
+        .unwrap()
+        .der()
+        .to_vec()
 }
 
-fn signer<'a>(ca: &'a Authority, csr: &'a [u8]) -> impl FnOnce(&AgentId) -> Result<IssuedCert, PkiError> + 'a {
+fn signer<'a>(
+    ca: &'a Authority,
+    csr: &'a [u8],
+) -> impl FnOnce(&AgentId) -> Result<IssuedCert, PkiError> + 'a {
     move |id| ca.sign_agent(id, csr, Duration::from_secs(3600))
 }
 
@@ -68,28 +93,77 @@ async fn tokens_redeem_atomically_and_explain_refusals() {
         async move {
             let csr = csr();
             let secret = TokenSecret::generate();
-            store.create_token(&new_token(1, Duration::from_secs(3600)), &secret.hash(), now()).await.unwrap();
-            let facts = HostFacts { hostname: "web-1".into(), ..HostFacts::default() };
-            let ok = store.enroll(&secret.hash(), "m-1", &facts, "0.1.0", signer(ca, &csr)).await.unwrap();
+            store
+                .create_token(
+                    &new_token(1, Duration::from_secs(3600)),
+                    &secret.hash(),
+                    now(),
+                )
+                .await
+                .unwrap();
+            let facts = HostFacts {
+                hostname: "web-1".into(),
+                ..HostFacts::default()
+            };
+            let ok = store
+                .enroll(&secret.hash(), "m-1", &facts, "0.1.0", signer(ca, &csr))
+                .await
+                .unwrap();
             assert!(!ok.reenrolled);
             assert_eq!(ok.labels.get("env"), Some("test"));
-            let again = store.enroll(&secret.hash(), "m-2", &facts, "0.1.0", signer(ca, &csr)).await;
-            assert!(matches!(again, Err(EnrollError::Token(RedeemError::UsedUp))), "{again:?}");
-            let unknown = store.enroll(&TokenSecret::generate().hash(), "m-2", &facts, "", signer(ca, &csr)).await;
-            assert!(matches!(unknown, Err(EnrollError::Token(RedeemError::Unknown))));
+            let again = store
+                .enroll(&secret.hash(), "m-2", &facts, "0.1.0", signer(ca, &csr))
+                .await;
+            assert!(
+                matches!(again, Err(EnrollError::Token(RedeemError::UsedUp))),
+                "{again:?}"
+            );
+            let unknown = store
+                .enroll(
+                    &TokenSecret::generate().hash(),
+                    "m-2",
+                    &facts,
+                    "",
+                    signer(ca, &csr),
+                )
+                .await;
+            assert!(matches!(
+                unknown,
+                Err(EnrollError::Token(RedeemError::Unknown))
+            ));
 
             // Expired: created with a past expiry.
             let old = TokenSecret::generate();
-            store.create_token(&new_token(5, Duration::from_secs(60)), &old.hash(), now() - 120_000).await.unwrap();
-            let expired = store.enroll(&old.hash(), "m-3", &facts, "", signer(ca, &csr)).await;
-            assert!(matches!(expired, Err(EnrollError::Token(RedeemError::Expired))));
+            store
+                .create_token(
+                    &new_token(5, Duration::from_secs(60)),
+                    &old.hash(),
+                    now() - 120_000,
+                )
+                .await
+                .unwrap();
+            let expired = store
+                .enroll(&old.hash(), "m-3", &facts, "", signer(ca, &csr))
+                .await;
+            assert!(matches!(
+                expired,
+                Err(EnrollError::Token(RedeemError::Expired))
+            ));
 
             // Revoked.
             let rev = TokenSecret::generate();
-            let t = store.create_token(&new_token(5, Duration::from_secs(3600)), &rev.hash(), now()).await.unwrap();
+            let t = store
+                .create_token(&new_token(5, Duration::from_secs(3600)), &rev.hash(), now())
+                .await
+                .unwrap();
             assert!(store.revoke_token(&t.id, now()).await.unwrap());
-            let revoked = store.enroll(&rev.hash(), "m-3", &facts, "", signer(ca, &csr)).await;
-            assert!(matches!(revoked, Err(EnrollError::Token(RedeemError::Revoked))));
+            let revoked = store
+                .enroll(&rev.hash(), "m-3", &facts, "", signer(ca, &csr))
+                .await;
+            assert!(matches!(
+                revoked,
+                Err(EnrollError::Token(RedeemError::Revoked))
+            ));
         }
     })
     .await;
@@ -103,7 +177,14 @@ async fn one_use_token_race_has_exactly_one_winner() {
         let ca = &ca;
         async move {
             let secret = TokenSecret::generate();
-            store.create_token(&new_token(1, Duration::from_secs(3600)), &secret.hash(), now()).await.unwrap();
+            store
+                .create_token(
+                    &new_token(1, Duration::from_secs(3600)),
+                    &secret.hash(),
+                    now(),
+                )
+                .await
+                .unwrap();
             let csr = csr();
             let attempts = (0..100).map(|i| {
                 let store = store.clone();
@@ -111,13 +192,29 @@ async fn one_use_token_race_has_exactly_one_winner() {
                 let csr = csr.clone();
                 async move {
                     let facts = HostFacts::default();
-                    store.enroll(&hash, &format!("race-{i}"), &facts, "", |id| ca.sign_agent(id, &csr, Duration::from_secs(60))).await
+                    store
+                        .enroll(&hash, &format!("race-{i}"), &facts, "", |id| {
+                            ca.sign_agent(id, &csr, Duration::from_secs(60))
+                        })
+                        .await
                 }
             });
             let results = futures::future::join_all(attempts).await;
             let wins = results.iter().filter(|r| r.is_ok()).count();
-            let used_up = results.iter().filter(|r| matches!(r, Err(EnrollError::Token(RedeemError::UsedUp)))).count();
-            assert_eq!(wins, 1, "{:?}", results.iter().filter_map(|r| r.as_ref().err()).take(3).collect::<Vec<_>>());
+            let used_up = results
+                .iter()
+                .filter(|r| matches!(r, Err(EnrollError::Token(RedeemError::UsedUp))))
+                .count();
+            assert_eq!(
+                wins,
+                1,
+                "{:?}",
+                results
+                    .iter()
+                    .filter_map(|r| r.as_ref().err())
+                    .take(3)
+                    .collect::<Vec<_>>()
+            );
             assert_eq!(used_up, 99);
             assert_eq!(store.list_agents().await.unwrap().len(), 1);
         }
@@ -133,33 +230,93 @@ async fn reenrolling_a_machine_keeps_its_id_and_revokes_old_certs() {
         let ca = &ca;
         async move {
             let secret = TokenSecret::generate();
-            store.create_token(&new_token(3, Duration::from_secs(3600)), &secret.hash(), now()).await.unwrap();
+            store
+                .create_token(
+                    &new_token(3, Duration::from_secs(3600)),
+                    &secret.hash(),
+                    now(),
+                )
+                .await
+                .unwrap();
             let csr = csr();
             let facts = HostFacts::default();
-            let first = store.enroll(&secret.hash(), "same", &facts, "", signer(ca, &csr)).await.unwrap();
-            let first_serial = crate::pki::peer_identity(&first.certificate_der).unwrap().serial;
-            let second = store.enroll(&secret.hash(), "same", &facts, "", signer(ca, &csr)).await.unwrap();
+            let first = store
+                .enroll(&secret.hash(), "same", &facts, "", signer(ca, &csr))
+                .await
+                .unwrap();
+            let first_serial = crate::pki::peer_identity(&first.certificate_der)
+                .unwrap()
+                .serial;
+            let second = store
+                .enroll(&secret.hash(), "same", &facts, "", signer(ca, &csr))
+                .await
+                .unwrap();
             assert!(second.reenrolled);
             assert_eq!(first.agent_id, second.agent_id);
             assert_eq!(store.list_agents().await.unwrap().len(), 1);
-            let second_serial = crate::pki::peer_identity(&second.certificate_der).unwrap().serial;
-            assert_eq!(store.check_cert(&first.agent_id, &first_serial).await.unwrap(), CertCheck::CertRevoked);
-            assert_eq!(store.check_cert(&first.agent_id, &second_serial).await.unwrap(), CertCheck::Valid { acked_seq: 0 });
+            let second_serial = crate::pki::peer_identity(&second.certificate_der)
+                .unwrap()
+                .serial;
+            assert_eq!(
+                store
+                    .check_cert(&first.agent_id, &first_serial)
+                    .await
+                    .unwrap(),
+                CertCheck::CertRevoked
+            );
+            assert_eq!(
+                store
+                    .check_cert(&first.agent_id, &second_serial)
+                    .await
+                    .unwrap(),
+                CertCheck::Valid { acked_seq: 0 }
+            );
 
             // Another project's token cannot take the machine over.
             let other = ProjectId::parse("other").unwrap();
             store.create_project(&other, now()).await.unwrap();
             let foreign = TokenSecret::generate();
-            store.create_token(&NewToken { project: other, ..new_token(1, Duration::from_secs(3600)) }, &foreign.hash(), now()).await.unwrap();
-            let refused = store.enroll(&foreign.hash(), "same", &facts, "", signer(ca, &csr)).await;
-            assert!(matches!(refused, Err(EnrollError::WrongProject { .. })), "{refused:?}");
+            store
+                .create_token(
+                    &NewToken {
+                        project: other,
+                        ..new_token(1, Duration::from_secs(3600))
+                    },
+                    &foreign.hash(),
+                    now(),
+                )
+                .await
+                .unwrap();
+            let refused = store
+                .enroll(&foreign.hash(), "same", &facts, "", signer(ca, &csr))
+                .await;
+            assert!(
+                matches!(refused, Err(EnrollError::WrongProject { .. })),
+                "{refused:?}"
+            );
             // ...and the refused attempt did not consume the token.
-            let t = store.list_tokens().await.unwrap().into_iter().find(|t| t.project.as_str() == "other").unwrap();
+            let t = store
+                .list_tokens()
+                .await
+                .unwrap()
+                .into_iter()
+                .find(|t| t.project.as_str() == "other")
+                .unwrap();
             assert_eq!(t.uses_left, 1);
 
             // Revocation covers the agent and its certificates.
-            store.revoke_agent(&first.agent_id, now()).await.unwrap().unwrap();
-            assert_eq!(store.check_cert(&first.agent_id, &second_serial).await.unwrap(), CertCheck::AgentRevoked);
+            store
+                .revoke_agent(&first.agent_id, now())
+                .await
+                .unwrap()
+                .unwrap();
+            assert_eq!(
+                store
+                    .check_cert(&first.agent_id, &second_serial)
+                    .await
+                    .unwrap(),
+                CertCheck::AgentRevoked
+            );
         }
     })
     .await;
@@ -173,14 +330,26 @@ async fn bad_csr_costs_no_token_use() {
         let ca = &ca;
         async move {
             let secret = TokenSecret::generate();
-            store.create_token(&new_token(1, Duration::from_secs(3600)), &secret.hash(), now()).await.unwrap();
-            let r = crate::enroll::enroll(&store, ca, Duration::from_secs(60), crate::enroll::EnrollRequest {
-                token: secret.clone(),
-                csr_der: b"not a csr",
-                machine_id: "m".into(),
-                facts: HostFacts::default(),
-                agent_version: String::new(),
-            })
+            store
+                .create_token(
+                    &new_token(1, Duration::from_secs(3600)),
+                    &secret.hash(),
+                    now(),
+                )
+                .await
+                .unwrap();
+            let r = crate::enroll::enroll(
+                &store,
+                ca,
+                Duration::from_secs(60),
+                crate::enroll::EnrollRequest {
+                    token: secret.clone(),
+                    csr_der: b"not a csr",
+                    machine_id: "m".into(),
+                    facts: HostFacts::default(),
+                    agent_version: String::new(),
+                },
+            )
             .await;
             assert!(matches!(r, Err(EnrollError::Csr(_))));
             assert_eq!(store.list_tokens().await.unwrap()[0].uses_left, 1);
@@ -191,7 +360,17 @@ async fn bad_csr_costs_no_token_use() {
 }
 
 fn point(ts: i64, cpu: f64) -> Point {
-    Point { ts_ms: ts, interval_ms: 10_000, stats: vec![Stat { series: "cpu".into(), min: cpu, avg: cpu, max: cpu, weight: 10_000.0 }] }
+    Point {
+        ts_ms: ts,
+        interval_ms: 10_000,
+        stats: vec![Stat {
+            series: "cpu".into(),
+            min: cpu,
+            avg: cpu,
+            max: cpu,
+            weight: 10_000.0,
+        }],
+    }
 }
 
 #[tokio::test]
@@ -202,15 +381,56 @@ async fn metrics_are_deduplicated_and_rolled_up() {
         let ca = &ca;
         async move {
             let secret = TokenSecret::generate();
-            store.create_token(&new_token(1, Duration::from_secs(3600)), &secret.hash(), now()).await.unwrap();
+            store
+                .create_token(
+                    &new_token(1, Duration::from_secs(3600)),
+                    &secret.hash(),
+                    now(),
+                )
+                .await
+                .unwrap();
             let csr = csr();
-            let agent = store.enroll(&secret.hash(), "m", &HostFacts::default(), "", signer(ca, &csr)).await.unwrap().agent_id;
+            let agent = store
+                .enroll(
+                    &secret.hash(),
+                    "m",
+                    &HostFacts::default(),
+                    "",
+                    signer(ca, &csr),
+                )
+                .await
+                .unwrap()
+                .agent_id;
             let base = 1_800_000_000_000; // a minute boundary
-            let first: Vec<Point> = (1..=3).map(|i| point(base + i * 10_000, i as f64)).collect();
-            assert_eq!(store.ingest(&[BatchRef { agent: &agent, seq: 1, points: &first }]).await.unwrap(), 3);
+            let first: Vec<Point> = (1..=3)
+                .map(|i| point(base + i * 10_000, i as f64))
+                .collect();
+            assert_eq!(
+                store
+                    .ingest(&[BatchRef {
+                        agent: &agent,
+                        seq: 1,
+                        points: &first
+                    }])
+                    .await
+                    .unwrap(),
+                3
+            );
             // The same batch again (a lost ack) plus new points: only new ones count.
-            let second: Vec<Point> = (1..=5).map(|i| point(base + i * 10_000, i as f64)).collect();
-            assert_eq!(store.ingest(&[BatchRef { agent: &agent, seq: 2, points: &second }]).await.unwrap(), 2);
+            let second: Vec<Point> = (1..=5)
+                .map(|i| point(base + i * 10_000, i as f64))
+                .collect();
+            assert_eq!(
+                store
+                    .ingest(&[BatchRef {
+                        agent: &agent,
+                        seq: 2,
+                        points: &second
+                    }])
+                    .await
+                    .unwrap(),
+                2
+            );
             let points = store.points(&agent, base, base + 60_000).await.unwrap();
             assert_eq!(points.len(), 5);
             let rollups = store.rollups(&agent, base, base + 60_000).await.unwrap();

@@ -8,7 +8,17 @@ use crate::labels::Labels;
 use crate::pki::{IssuedCert, PkiError, millis};
 use crate::projects::ProjectId;
 
-type TokenRow = (String, String, String, String, i64, i64, i64, i64, Option<i64>);
+type TokenRow = (
+    String,
+    String,
+    String,
+    String,
+    i64,
+    i64,
+    i64,
+    i64,
+    Option<i64>,
+);
 
 macro_rules! token_columns {
     () => {
@@ -213,7 +223,11 @@ impl Store {
         })
     }
 
-    async fn why_not_redeemable(&self, token_hash: &str, now: i64) -> Result<RedeemError, StoreError> {
+    async fn why_not_redeemable(
+        &self,
+        token_hash: &str,
+        now: i64,
+    ) -> Result<RedeemError, StoreError> {
         let row: Option<(i64, i64, Option<i64>)> = sqlx::query_as(
             "SELECT uses_left, expires_at, revoked_at FROM join_tokens WHERE token_hash = $1",
         )
@@ -255,4 +269,3 @@ impl Store {
         Ok(r.rows_affected())
     }
 }
-

@@ -1,0 +1,19 @@
+//! The Sovereign control plane as a library: the modules behind the
+//! `sovereign` binary, one per domain (see ARCHITECTURE.md).
+
+#![cfg_attr(test, allow(clippy::unwrap_used))]
+
+pub mod api;
+pub mod cli;
+pub mod config;
+pub mod enroll;
+pub mod fleet;
+pub mod fsutil;
+pub mod grpc;
+pub mod labels;
+pub mod metrics;
+pub mod pki;
+pub mod projects;
+pub mod server;
+pub mod store;
+pub mod telemetry;

@@ -1,0 +1,133 @@
+//! Process lifecycle: SIGTERM drains and exits promptly; bad configuration
+//! stops both binaries with status 64 and a message naming the setting.
+
+use std::time::Duration;
+
+use serde_json::json;
+use sovereign_e2e::{Agent, Backend, ControlPlane, FAST, bin, eventually, wait_online};
+
+async fn sigterm_exits_within_ten_seconds(backend: Backend) {
+    let mut cp = ControlPlane::start(backend).await;
+    let mut agent = Agent::new(FAST);
+    let id = agent.enroll_with(&cp, json!({}), &[]).await;
+    agent.start();
+    wait_online(&cp, &id).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+
+    let (took, status) = agent.terminate().await;
+    assert!(took < Duration::from_secs(10), "agent took {took:?}");
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "agent exit: {status:?}\n{}",
+        agent.logs()
+    );
+    assert!(
+        agent.logs().contains("Link stopped"),
+        "the agent flushed its outbox: {}",
+        agent.logs()
+    );
+
+    // The control plane drains with a live agent connected.
+    agent.start();
+    wait_online(&cp, &id).await;
+    let (took, status) = cp.terminate().await;
+    assert!(
+        took < Duration::from_secs(10),
+        "control plane took {took:?}"
+    );
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "control plane exit: {status:?}\n{}",
+        cp.logs()
+    );
+    assert!(cp.logs().contains("Stopped."));
+    // The agent notices and keeps trying, without exiting.
+    eventually(Duration::from_secs(10), "the agent to notice", || async {
+        agent.logs().contains("retrying").then_some(())
+    })
+    .await;
+    assert!(agent.pid().is_some());
+    cp.cleanup().await;
+}
+on_both!(sigterm_exits_within_ten_seconds);
+
+#[tokio::test]
+async fn bad_configuration_exits_64_naming_the_setting() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases: Vec<(&str, Vec<String>, Vec<(&str, &str)>, &str)> = vec![
+        (
+            "sovereign",
+            vec!["serve".into(), "--grpc-listen".into(), "nowhere".into()],
+            vec![],
+            "grpc.listen",
+        ),
+        (
+            "sovereign",
+            vec!["serve".into()],
+            vec![("SOVEREIGN_AGENT_CERT_TTL", "3d")],
+            "SOVEREIGN_AGENT_CERT_TTL",
+        ),
+        (
+            "sovereign",
+            vec!["serve".into(), "--database-url".into(), "mysql://x".into()],
+            vec![],
+            "--database-url",
+        ),
+        (
+            "sovereign-agent",
+            vec![
+                "run".into(),
+                "--state-dir".into(),
+                dir.path().display().to_string(),
+            ],
+            vec![("SOVEREIGN_AGENT_SAMPLE_INTERVAL", "0s")],
+            "metrics.sample_interval",
+        ),
+        (
+            "sovereign-agent",
+            vec![
+                "run".into(),
+                "--state-dir".into(),
+                dir.path().display().to_string(),
+            ],
+            vec![("SOVEREIGN_AGENT_OUTBOX_MAX", "lots")],
+            "outbox.max_bytes",
+        ),
+    ];
+    for (binary, args, env, needle) in cases {
+        let config = dir.path().join("unused.toml");
+        let _ = config;
+        let out = tokio::process::Command::new(bin(binary))
+            .args(&args)
+            .envs(env.iter().copied())
+            .output()
+            .await
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(64), "{binary} {args:?}: {stderr}");
+        assert!(
+            stderr.contains(needle),
+            "{binary} {args:?} should name {needle}: {stderr}"
+        );
+    }
+    // A config file with an unknown key is refused too.
+    let file = dir.path().join("bad.toml");
+    std::fs::write(&file, "[grpc]\nlisen = \"127.0.0.1:1\"\n").unwrap();
+    let out = tokio::process::Command::new(bin("sovereign"))
+        .args(["serve", "--config"])
+        .arg(&file)
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(64));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("grpc.lisen"));
+    // An agent that is not enrolled says what to do.
+    let out = tokio::process::Command::new(bin("sovereign-agent"))
+        .args(["run", "--state-dir"])
+        .arg(dir.path())
+        .output()
+        .await
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("sovereign-agent enroll"));
+}
