@@ -1,0 +1,429 @@
+#!/usr/bin/env bash
+# Sovereign benchmark: agent footprint (next to prometheus-node-exporter),
+# binary size, and control plane capacity under sovereign-loadgen.
+#
+#   scripts/bench.sh                 # the full run (~20 min on 2 cores)
+#
+# Quick run (a few minutes, does not touch BENCHMARKS.md):
+#   BENCH_AGENTS=300 BENCH_WARMUP=5 BENCH_WINDOW=20 BENCH_LOAD_WARMUP=10 \
+#   BENCH_LOAD_WINDOW=30 BENCH_AGENT_MIN=0 BENCH_OUT=/tmp/bench.md scripts/bench.sh
+#
+# Everything listens on 127.0.0.1 (ports picked by the kernel or probed),
+# state lives in a temp dir, and every process started here is stopped by
+# the EXIT trap. Results are measurements, never assertions: targets are
+# reported as PASS/FAIL and the script exits 0 either way.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+: "${BENCH_AGENTS:=10000}"          # simulated agents for the capacity run
+: "${BENCH_WARMUP:=20}"             # s before the agent footprint window
+: "${BENCH_WINDOW:=120}"            # s, agent footprint window
+: "${BENCH_LOAD_WARMUP:=30}"        # s after the agents are connected
+: "${BENCH_LOAD_WINDOW:=120}"       # s, capacity window
+: "${BENCH_RAMP_TIMEOUT:=900}"      # s, longest wait for the agents to connect
+: "${BENCH_PLATEAU:=90}"            # s without growth in agents online = the most this machine holds
+: "${BENCH_INTERVAL:=10s}"          # simulated agents' summary interval
+: "${BENCH_AGENT_MIN:=1}"           # also build and size --profile agent-min
+: "${BENCH_AGENT_MIN_TIMEOUT:=1800}"
+: "${BENCH_SKIP_BUILD:=0}"
+: "${BENCH_OUT:=$ROOT/BENCHMARKS.md}"  # "-" prints only
+RELEASE="$ROOT/target/release"
+NODE_EXPORTER=/usr/bin/prometheus-node-exporter
+CLK_TCK=$(getconf CLK_TCK)
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/sovereign-bench.XXXXXX")
+PIDS=()
+
+log() { printf '[bench %(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
+die() { log "error: $*"; exit 1; }
+
+cleanup() {
+    local pid i
+    for ((i = ${#PIDS[@]} - 1; i >= 0; i--)); do
+        kill -TERM "${PIDS[i]}" 2>/dev/null || true
+    done
+    for _ in $(seq 1 50); do
+        local alive=0
+        for pid in "${PIDS[@]}"; do kill -0 "$pid" 2>/dev/null && alive=1; done
+        ((alive)) || break
+        sleep 0.2
+    done
+    for pid in "${PIDS[@]}"; do kill -KILL "$pid" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# --- helpers -----------------------------------------------------------------
+
+# bg NAME CMD...: start CMD in the background, stdout/stderr to $WORK/NAME.{out,err}.
+bg() {
+    local name=$1
+    shift
+    "$@" >"$WORK/$name.out" 2>"$WORK/$name.err" &
+    PIDS+=("$!")
+    LAST_PID=$!
+}
+
+# wait_for FILE REGEX SECONDS
+wait_for() {
+    local i
+    for ((i = 0; i < $3 * 10; i++)); do
+        grep -qE "$2" "$1" 2>/dev/null && return 0
+        sleep 0.1
+    done
+    return 1
+}
+
+rss_kb() { # VmRSS of PID in KiB (0 if gone), no fork
+    local k v _
+    while read -r k v _; do
+        [[ $k == VmRSS: ]] && { echo "$v"; return; }
+    done <"/proc/$1/status" 2>/dev/null
+    echo 0
+}
+
+cpu_ticks() { # utime+stime of PID, in clock ticks
+    local line rest
+    read -r line <"/proc/$1/stat" || { echo 0; return; }
+    rest=${line##*) }
+    # shellcheck disable=SC2086
+    set -- $rest
+    echo $(($12 + $13))
+}
+
+# sampler OUT PID...: every second, append "pid rss_kb" lines to OUT.
+sampler() {
+    local out=$1 pid
+    shift
+    while :; do
+        for pid in "$@"; do echo "$pid $(rss_kb "$pid")"; done >>"$out"
+        sleep 1
+    done
+}
+
+# rss_stats FILE PID -> "avg max" in KiB
+rss_stats() { awk -v p="$2" '$1 == p && $2 > 0 { s += $2; n++; if ($2 > m) m = $2 } END { if (n) printf "%.0f %d\n", s / n, m; else print "0 0" }' "$1"; }
+
+metric() { # metric API NAME -> value (0 if absent)
+    curl -s --max-time 5 "$1/metrics" | awk -v n="$2" '$1 == n { print $2; f = 1 } END { if (!f) print 0 }'
+}
+
+free_port() {
+    local p
+    for _ in $(seq 1 200); do
+        p=$((20000 + RANDOM % 20000))
+        if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then echo "$p"; return; fi
+    done
+    die "no free port found"
+}
+
+now() { echo "$EPOCHREALTIME"; }
+calc() { awk "BEGIN { printf \"$1\", $2 }"; }
+mib() { calc "%.1f" "$1 / 1024"; }
+pct() { calc "%.3f" "($2 - $1) / $CLK_TCK / ($4 - $3) * 100"; } # ticks0 ticks1 t0 t1
+verdict() { awk "BEGIN { exit !($1) }" && echo "PASS" || echo "FAIL"; }
+
+# start_cp NAME: a fresh control plane on 127.0.0.1 with kernel-picked ports.
+# Sets CP_PID, CP_API, CP_GRPC, CP_DIR. Extra env comes from the caller.
+start_cp() {
+    CP_DIR="$WORK/$1"
+    bg "$1" "$RELEASE/sovereign" serve --data-dir "$CP_DIR" --grpc-listen 127.0.0.1:0 --api-listen 127.0.0.1:0
+    CP_PID=$LAST_PID
+    wait_for "$WORK/$1.out" 'Admin API token' 60 || die "control plane $1 did not start: $(tail -5 "$WORK/$1.err")"
+    CP_API=$(grep -oP 'API: +\K\S+' "$WORK/$1.out")
+    CP_GRPC=$(grep -oP 'gRPC: +\K\S+' "$WORK/$1.out")
+}
+
+# new_token USES -> sets TOKEN, CA_SHA
+new_token() {
+    local json
+    json=$("$RELEASE/sovereign" token create --api "$CP_API" --data-dir "$CP_DIR" --uses "$1" --ttl 2h --json)
+    TOKEN=$(jq -r .secret <<<"$json")
+    CA_SHA=$(jq -r .ca_sha256 <<<"$json")
+    [[ -n $TOKEN && $TOKEN != null ]] || die "token create failed: $json"
+}
+
+# --- prerequisites -----------------------------------------------------------
+
+command -v jq >/dev/null || { log "installing jq"; apt-get install -y jq >/dev/null; }
+if [[ ! -x $NODE_EXPORTER ]]; then
+    log "installing prometheus-node-exporter (run below by hand, not as a service)"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y prometheus-node-exporter >/dev/null
+fi
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+NOFILE=$(ulimit -n)
+
+cd "$ROOT"
+if [[ $BENCH_SKIP_BUILD != 1 ]]; then
+    log "building release binaries"
+    cargo build --release -p sovereign -p sovereign-agent -p sovereign-e2e >&2
+fi
+for b in sovereign sovereign-agent sovereign-loadgen; do
+    [[ -x $RELEASE/$b ]] || die "missing $RELEASE/$b"
+done
+
+MACHINE_CPUS=$(nproc)
+MACHINE_MEM=$(free -g | awk '/^Mem:/ { print $2 }')
+MACHINE_MODEL=$(lscpu | sed -n 's/^Model name: *//p' | head -1)
+MACHINE_KERNEL=$(uname -r)
+DATE=$(date -u '+%Y-%m-%d %H:%M UTC')
+COMMIT=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
+git -C "$ROOT" diff --quiet HEAD 2>/dev/null || COMMIT="$COMMIT + uncommitted changes"
+NE_VERSION=$("$NODE_EXPORTER" --version 2>&1 | awk 'NR == 1 { print $3 }')
+
+# --- (a) agent footprint, next to prometheus-node-exporter ---------------------
+
+log "(a) agent footprint: control plane, one real agent, node exporter"
+start_cp cp-footprint
+new_token 1
+"$RELEASE/sovereign-agent" enroll --server "https://$CP_GRPC" --token "$TOKEN" --ca-sha256 "$CA_SHA" \
+    --state-dir "$WORK/agent" --machine-id bench-agent --hostname bench-agent >"$WORK/enroll.out" 2>&1 ||
+    die "agent enrollment failed: $(cat "$WORK/enroll.out")"
+bg agent "$RELEASE/sovereign-agent" run --state-dir "$WORK/agent"
+AGENT_PID=$LAST_PID
+NE_PORT=$(free_port)
+bg node-exporter "$NODE_EXPORTER" "--web.listen-address=127.0.0.1:$NE_PORT"
+NE_PID=$LAST_PID
+wait_for "$WORK/node-exporter.err" 'Listening on' 30 || die "node exporter did not start: $(tail -5 "$WORK/node-exporter.err")"
+# "1 s sampling" for node exporter means being scraped once per second.
+bg scraper bash -c "while :; do curl -s -o /dev/null --max-time 2 -w '%{http_code}\n' http://127.0.0.1:$NE_PORT/metrics >>'$WORK/scrapes.log' & sleep 1; done"
+
+log "warm-up ${BENCH_WARMUP}s, then a ${BENCH_WINDOW}s window"
+sleep "$BENCH_WARMUP"
+kill -0 "$AGENT_PID" 2>/dev/null || die "the agent exited: $(tail -5 "$WORK/agent.err")"
+POINTS0=$(metric "$CP_API" sovereign_metric_points_ingested_total)
+SCRAPES0=$(wc -l <"$WORK/scrapes.log")
+A_T0=$(cpu_ticks "$AGENT_PID"); N_T0=$(cpu_ticks "$NE_PID"); T0=$(now)
+bg sampler-a sampler "$WORK/rss-a.log" "$AGENT_PID" "$NE_PID"
+SAMPLER=$LAST_PID
+sleep "$BENCH_WINDOW"
+A_T1=$(cpu_ticks "$AGENT_PID"); N_T1=$(cpu_ticks "$NE_PID"); T1=$(now)
+kill "$SAMPLER" 2>/dev/null || true
+POINTS1=$(metric "$CP_API" sovereign_metric_points_ingested_total)
+SCRAPES1=$(wc -l <"$WORK/scrapes.log")
+SCRAPES_OK=$(tail -n +"$((SCRAPES0 + 1))" "$WORK/scrapes.log" | grep -c '^200$' || true)
+AGENT_ONLINE=$(metric "$CP_API" sovereign_agents_online)
+read -r A_RSS_AVG A_RSS_MAX < <(rss_stats "$WORK/rss-a.log" "$AGENT_PID")
+read -r N_RSS_AVG N_RSS_MAX < <(rss_stats "$WORK/rss-a.log" "$NE_PID")
+A_HWM=$(awk '/VmHWM/ { print $2 }' "/proc/$AGENT_PID/status" 2>/dev/null || echo 0)
+A_CPU=$(pct "$A_T0" "$A_T1" "$T0" "$T1")
+N_CPU=$(pct "$N_T0" "$N_T1" "$T0" "$T1")
+WIN_A=$(calc "%.0f" "$T1 - $T0")
+log "agent: RSS avg $(mib "$A_RSS_AVG") MiB max $(mib "$A_RSS_MAX") MiB, CPU $A_CPU %; node exporter: RSS avg $(mib "$N_RSS_AVG") MiB, CPU $N_CPU %"
+for pid in "$AGENT_PID" "$NE_PID" "$CP_PID"; do kill -TERM "$pid" 2>/dev/null || true; done
+sleep 1
+
+# --- (b) binary size ---------------------------------------------------------
+
+AGENT_SIZE=$(stat -c %s "$RELEASE/sovereign-agent")
+CP_SIZE=$(stat -c %s "$RELEASE/sovereign")
+AGENT_STRIPPED=$(file -b "$RELEASE/sovereign-agent" 2>/dev/null | grep -o 'not stripped\|stripped' || echo "?")
+MIN_SIZE=""
+MIN_NOTE="not built (BENCH_AGENT_MIN=0)"
+if [[ $BENCH_AGENT_MIN == 1 ]]; then
+    log "(b) building --profile agent-min (timeout ${BENCH_AGENT_MIN_TIMEOUT}s)"
+    S=$(now)
+    if timeout "$BENCH_AGENT_MIN_TIMEOUT" cargo build --profile agent-min -p sovereign-agent >&2; then
+        MIN_SIZE=$(stat -c %s "$ROOT/target/agent-min/sovereign-agent")
+        MIN_NOTE="built in $(calc "%.0f" "$(now) - $S") s"
+    else
+        MIN_NOTE="did not build within ${BENCH_AGENT_MIN_TIMEOUT}s"
+    fi
+fi
+
+# --- (c) control plane capacity ------------------------------------------------
+
+log "(c) capacity: fresh control plane (SQLite), $BENCH_AGENTS simulated agents"
+# The default enrollment limit (30/min per source address, burst 20) would
+# make 10k enrollments from one address take 5.5 h: lift it for this run.
+export SOVEREIGN_ENROLL_RATE=1000000 SOVEREIGN_ENROLL_BURST=1000000
+start_cp cp-capacity
+unset SOVEREIGN_ENROLL_RATE SOVEREIGN_ENROLL_BURST
+sleep 5
+bg sampler-idle sampler "$WORK/rss-idle.log" "$CP_PID"
+sleep 10
+kill "$LAST_PID" 2>/dev/null || true
+read -r CP_IDLE _ < <(rss_stats "$WORK/rss-idle.log" "$CP_PID")
+new_token "$BENCH_AGENTS"
+LG=("$RELEASE/sovereign-loadgen" --server "https://$CP_GRPC" --ca-sha256 "$CA_SHA" --agents "$BENCH_AGENTS"
+    --interval "$BENCH_INTERVAL" --prefix bench --state-file "$WORK/loadgen-state.json")
+log "enrolling $BENCH_AGENTS agents"
+SOVEREIGN_JOIN_TOKEN=$TOKEN "${LG[@]}" --enroll-only >"$WORK/lg-enroll.json" 2>"$WORK/lg-enroll.err" || true
+ENROLLED=$(jq -r '.enrolled // 0' "$WORK/lg-enroll.json" 2>/dev/null || echo 0)
+ENROLL_S=$(jq -r '.enroll_seconds // 0' "$WORK/lg-enroll.json" 2>/dev/null || echo 0)
+ENROLL_RATE=$(jq -r '.enroll_rate_per_s // 0' "$WORK/lg-enroll.json" 2>/dev/null || echo 0)
+ENROLL_ERRORS=$(jq -c '.errors // {}' "$WORK/lg-enroll.json" 2>/dev/null || echo '{}')
+bg sampler-enrolled sampler "$WORK/rss-enrolled.log" "$CP_PID"
+sleep 5
+kill "$LAST_PID" 2>/dev/null || true
+read -r CP_ENROLLED _ < <(rss_stats "$WORK/rss-enrolled.log" "$CP_PID")
+log "$ENROLLED enrolled in ${ENROLL_S}s; control plane RSS idle $(mib "$CP_IDLE") MiB, after enrollment $(mib "$CP_ENROLLED") MiB"
+
+LG_DURATION=$((BENCH_RAMP_TIMEOUT + BENCH_LOAD_WARMUP + BENCH_LOAD_WINDOW + 120))
+bg loadgen "${LG[@]}" --duration "${LG_DURATION}s"
+LG_PID=$LAST_PID
+log "connecting (up to ${BENCH_RAMP_TIMEOUT}s; plateau after ${BENCH_PLATEAU}s without growth)"
+S=$(now); BEST=0; BEST_AT=$S; RAMP_END="timeout"
+while :; do
+    sleep 5
+    kill -0 "$LG_PID" 2>/dev/null || { RAMP_END="loadgen exited"; break; }
+    ON=$(metric "$CP_API" sovereign_agents_online)
+    T=$(now)
+    if ((ON > BEST)); then BEST=$ON; BEST_AT=$T; fi
+    log "online $ON / $BENCH_AGENTS"
+    if ((ON >= BENCH_AGENTS)); then RAMP_END="all connected"; break; fi
+    if awk "BEGIN { exit !($T - $BEST_AT > $BENCH_PLATEAU) }"; then RAMP_END="plateau"; break; fi
+    if awk "BEGIN { exit !($T - $S > $BENCH_RAMP_TIMEOUT) }"; then break; fi
+done
+RAMP_S=$(calc "%.0f" "$(now) - $S")
+log "ramp ended after ${RAMP_S}s ($RAMP_END); warm-up ${BENCH_LOAD_WARMUP}s, window ${BENCH_LOAD_WINDOW}s"
+sleep "$BENCH_LOAD_WARMUP"
+P0=$(metric "$CP_API" sovereign_metric_points_ingested_total)
+B0=$(metric "$CP_API" sovereign_metric_batches_ingested_total)
+E0=$(metric "$CP_API" sovereign_metric_ingest_errors_total)
+O0=$(metric "$CP_API" sovereign_agent_sessions_opened_total)
+C_T0=$(cpu_ticks "$CP_PID"); L_T0=$(cpu_ticks "$LG_PID"); T0=$(now)
+bg sampler-load sampler "$WORK/rss-load.log" "$CP_PID" "$LG_PID"
+SAMPLER=$LAST_PID
+ON_MIN=""; ON_MAX=0
+END=$(calc "%.3f" "$T0 + $BENCH_LOAD_WINDOW")
+while awk "BEGIN { exit !($(now) < $END) }"; do
+    ON=$(metric "$CP_API" sovereign_agents_online)
+    [[ -z $ON_MIN ]] || ((ON < ON_MIN)) && ON_MIN=$ON
+    ((ON > ON_MAX)) && ON_MAX=$ON
+    sleep 5
+done
+C_T1=$(cpu_ticks "$CP_PID"); L_T1=$(cpu_ticks "$LG_PID"); T1=$(now)
+kill "$SAMPLER" 2>/dev/null || true
+P1=$(metric "$CP_API" sovereign_metric_points_ingested_total)
+B1=$(metric "$CP_API" sovereign_metric_batches_ingested_total)
+E1=$(metric "$CP_API" sovereign_metric_ingest_errors_total)
+O1=$(metric "$CP_API" sovereign_agent_sessions_opened_total)
+ON_END=$(metric "$CP_API" sovereign_agents_online)
+read -r CP_LOAD CP_LOAD_MAX < <(rss_stats "$WORK/rss-load.log" "$CP_PID")
+read -r LG_RSS _ < <(rss_stats "$WORK/rss-load.log" "$LG_PID")
+CP_CPU=$(pct "$C_T0" "$C_T1" "$T0" "$T1")
+LG_CPU=$(pct "$L_T0" "$L_T1" "$T0" "$T1")
+WIN_C=$(calc "%.1f" "$T1 - $T0")
+kill -INT "$LG_PID" 2>/dev/null || true
+for _ in $(seq 1 150); do kill -0 "$LG_PID" 2>/dev/null || break; sleep 0.2; done
+SERIES=$(jq -r '.series_per_point // 30' "$WORK/loadgen.out" 2>/dev/null || echo 30)
+HELD=${ON_MIN:-0}
+PTS_S=$(calc "%.1f" "($P1 - $P0) / $WIN_C")
+SAMPLES_S=$(calc "%.0f" "($P1 - $P0) * $SERIES / $WIN_C")
+BATCH_S=$(calc "%.1f" "($B1 - $B0) / $WIN_C")
+EXPECT_S=$(calc "%.1f" "$HELD / ${BENCH_INTERVAL%s}")
+PER_AGENT_KB=$( ((HELD > 0)) && calc "%.1f" "($CP_LOAD - $CP_IDLE) / $HELD" || echo "n/a")
+PER_AGENT_KB_ENR=$( ((HELD > 0)) && calc "%.1f" "($CP_LOAD - $CP_ENROLLED) / $HELD" || echo "n/a")
+LG_ACK_P50=$(jq -r '.ack_latency_ms.p50 // "n/a"' "$WORK/loadgen.out" 2>/dev/null || echo n/a)
+LG_ACK_P99=$(jq -r '.ack_latency_ms.p99 // "n/a"' "$WORK/loadgen.out" 2>/dev/null || echo n/a)
+LG_ERRORS=$(jq -c '.errors // {}' "$WORK/loadgen.out" 2>/dev/null || echo '{}')
+LG_EXAMPLES=$(jq -r '(.error_examples // {}) | to_entries[] | "  - `\(.key)`: \(.value)"' "$WORK/loadgen.out" 2>/dev/null || true)
+LG_CONNECTED_AFTER=$(jq -r '.all_connected_after_s_of_run // "never"' "$WORK/loadgen.out" 2>/dev/null || echo n/a)
+DB_SIZE=$(du -sk "$CP_DIR" | awk '{ print $1 }')
+CP_ERR_LINES=$(grep -cE ' (WARN|ERROR) ' "$WORK/cp-capacity.err" || true)
+CP_ERR_TOP=$(grep -E ' (WARN|ERROR) ' "$WORK/cp-capacity.err" | sed -E 's/^[^ ]+ +//; s/agent_id=[^ ]+//g; s/conn=[0-9]+//g; s/remote=[^ ]+//g' | cut -c1-160 | sort | uniq -c | sort -rn | head -5 || true)
+log "held $HELD (max $ON_MAX), CP RSS $(mib "$CP_LOAD") MiB, CPU $CP_CPU %, $PTS_S points/s"
+
+# --- report ------------------------------------------------------------------
+
+A_RSS_LIMIT=8192 # KiB
+REPORT=$(cat <<EOF
+# Benchmarks
+
+Reproduce with \`scripts/bench.sh\` from the repository root (it builds the
+release binaries, runs everything on 127.0.0.1 with temp dirs, and rewrites
+this file). Settings of this run: \`BENCH_AGENTS=$BENCH_AGENTS BENCH_WARMUP=$BENCH_WARMUP
+BENCH_WINDOW=$BENCH_WINDOW BENCH_LOAD_WARMUP=$BENCH_LOAD_WARMUP BENCH_LOAD_WINDOW=$BENCH_LOAD_WINDOW
+BENCH_INTERVAL=$BENCH_INTERVAL BENCH_AGENT_MIN=$BENCH_AGENT_MIN\`.
+
+- Date: $DATE; commit $COMMIT
+- Machine: $MACHINE_CPUS CPUs (\`nproc\`), $MACHINE_MEM GiB RAM (\`free -g\`), $MACHINE_MODEL, Linux $MACHINE_KERNEL
+- Everything below ran on this one machine at the same time as the
+  processes it measures: the control plane and the load generator shared
+  the $MACHINE_CPUS cores.
+- Units: 1 MB is taken as 1 MiB and 1 KB as 1 KiB. CPU is the process's
+  utime+stime over the window as a percentage of one core; RSS is VmRSS from
+  /proc, sampled once a second. Targets are benchmark results, not tests.
+
+## Agent footprint
+
+One real \`sovereign-agent\` (release build) enrolled with a local control
+plane, default settings: every series sampled each **1 s**, 10 s
+summaries streamed over mutual TLS. Next to it, Debian's
+\`prometheus-node-exporter\` $NE_VERSION (default collectors, listening on
+127.0.0.1) **scraped once per second by curl**, which is what 1 s sampling
+means for an exporter that reads the host only when scraped. Both measured
+over the same ${WIN_A} s window after a ${BENCH_WARMUP} s warm-up.
+
+| | sovereign-agent | prometheus-node-exporter |
+|---|---:|---:|
+| RSS avg | $(mib "$A_RSS_AVG") MiB | $(mib "$N_RSS_AVG") MiB |
+| RSS max | $(mib "$A_RSS_MAX") MiB | $(mib "$N_RSS_MAX") MiB |
+| CPU (% of one core) | $A_CPU % | $N_CPU % |
+| Work done in the window | $((POINTS1 - POINTS0)) summaries stored by the control plane | $SCRAPES_OK successful scrapes of $((SCRAPES1 - SCRAPES0)) |
+
+Agent peak RSS over its whole life (VmHWM): $(mib "$A_HWM") MiB; agents online at the end: $AGENT_ONLINE.
+
+| Target | Measured | Result |
+|---|---|---|
+| agent ≤ 8 MB RSS | max $(mib "$A_RSS_MAX") MiB | $(verdict "$A_RSS_MAX <= $A_RSS_LIMIT") |
+| agent ≤ 0.2 % of a core | $A_CPU % | $(verdict "$A_CPU <= 0.2") |
+
+## Binary size
+
+| Binary | Profile | Size | Target ≤ 10 MB |
+|---|---|---:|---|
+| sovereign-agent | release ($AGENT_STRIPPED) | $(calc "%.2f" "$AGENT_SIZE / 1048576") MiB ($AGENT_SIZE B) | $(verdict "$AGENT_SIZE <= 10485760") |
+| sovereign-agent | agent-min ($MIN_NOTE) | $([[ -n $MIN_SIZE ]] && echo "$(calc "%.2f" "$MIN_SIZE / 1048576") MiB ($MIN_SIZE B)" || echo "–") | $([[ -n $MIN_SIZE ]] && verdict "$MIN_SIZE <= 10485760" || echo "–") |
+| sovereign (control plane) | release | $(calc "%.2f" "$CP_SIZE / 1048576") MiB | (no target) |
+
+## Control plane capacity
+
+A fresh control plane (embedded SQLite, default settings except the
+enrollment rate limit, lifted with \`SOVEREIGN_ENROLL_RATE\`/\`SOVEREIGN_ENROLL_BURST\`
+because every simulated agent enrolls from 127.0.0.1) and
+\`sovereign-loadgen\` simulating $BENCH_AGENTS agents: one key, one
+enrollment and one mutual-TLS gRPC connection each, a metric batch of one
+point with $SERIES series every $BENCH_INTERVAL (spread evenly), heartbeats
+every 15 s. **Both processes ran on this one $MACHINE_CPUS-core machine.** RLIMIT_NOFILE: $NOFILE.
+
+| | |
+|---|---:|
+| Agents requested | $BENCH_AGENTS |
+| Enrolled | $ENROLLED in $ENROLL_S s ($ENROLL_RATE/s) |
+| Connecting | $RAMP_END after ${RAMP_S} s (loadgen: all connected after ${LG_CONNECTED_AFTER} s) |
+| **Agents held** (\`sovereign_agents_online\`, min / max over the ${WIN_C} s window) | **$HELD** / $ON_MAX (at the end: $ON_END) |
+| Control plane RSS idle (fresh, no agents) | $(mib "$CP_IDLE") MiB |
+| Control plane RSS after enrollment (agents known, none connected) | $(mib "$CP_ENROLLED") MiB |
+| Control plane RSS loaded (avg / max) | $(mib "$CP_LOAD") / $(mib "$CP_LOAD_MAX") MiB |
+| **RSS per agent**, (loaded − idle) / held | **$PER_AGENT_KB KiB** ($PER_AGENT_KB_ENR KiB counting from after enrollment) |
+| Control plane CPU | $CP_CPU % of one core (of $((MACHINE_CPUS * 100)) %) |
+| Metric points ingested (\`sovereign_metric_points_ingested_total\`) | $PTS_S points/s (expected $EXPECT_S/s for $HELD agents) |
+| **Metric samples ingested** (points/s × $SERIES series per point) | **$SAMPLES_S series values/s** |
+| Batches stored and acked | $BATCH_S/s; loadgen ack latency p50 $LG_ACK_P50 ms, p99 $LG_ACK_P99 ms |
+| Ingest errors / sessions opened during the window | $((E1 - E0)) / $((O1 - O0)) |
+| Database + CA directory after the run | $(calc "%.1f" "$DB_SIZE / 1024") MiB |
+| Load generator (same machine) | CPU $LG_CPU % of one core, RSS $(mib "$LG_RSS") MiB |
+
+Load generator errors over the whole run: \`$LG_ERRORS\`; enrollment errors: \`$ENROLL_ERRORS\`.
+${LG_EXAMPLES:+First example of each:
+$LG_EXAMPLES}
+
+Control plane WARN/ERROR log lines during the capacity run: $CP_ERR_LINES${CP_ERR_TOP:+ (most frequent:)}
+${CP_ERR_TOP:+\`\`\`
+$CP_ERR_TOP
+\`\`\`}
+
+| Target | Measured | Result |
+|---|---|---|
+| ≥ 10,000 agents held at ≤ 64 KB each | $HELD held, $PER_AGENT_KB KiB each | $(verdict "$HELD >= 10000 && \"$PER_AGENT_KB\" != \"n/a\" && $PER_AGENT_KB <= 64") |
+EOF
+)
+
+printf '%s\n' "$REPORT"
+if [[ $BENCH_OUT != - ]]; then
+    printf '%s\n' "$REPORT" >"$BENCH_OUT"
+    log "wrote $BENCH_OUT"
+fi
