@@ -13,6 +13,7 @@
 # the EXIT trap. Results are measurements, never assertions: targets are
 # reported as PASS/FAIL and the script exits 0 either way.
 set -euo pipefail
+export LC_ALL=C
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 : "${BENCH_AGENTS:=10000}"          # simulated agents for the capacity run
@@ -89,7 +90,7 @@ cpu_ticks() { # utime+stime of PID, in clock ticks
     rest=${line##*) }
     # shellcheck disable=SC2086
     set -- $rest
-    echo $(($12 + $13))
+    echo $((${12} + ${13}))
 }
 
 # sampler OUT PID...: every second, append "pid rss_kb" lines to OUT.
@@ -188,6 +189,7 @@ NE_PID=$LAST_PID
 wait_for "$WORK/node-exporter.err" 'Listening on' 30 || die "node exporter did not start: $(tail -5 "$WORK/node-exporter.err")"
 # "1 s sampling" for node exporter means being scraped once per second.
 bg scraper bash -c "while :; do curl -s -o /dev/null --max-time 2 -w '%{http_code}\n' http://127.0.0.1:$NE_PORT/metrics >>'$WORK/scrapes.log' & sleep 1; done"
+SCRAPER=$LAST_PID
 
 log "warm-up ${BENCH_WARMUP}s, then a ${BENCH_WINDOW}s window"
 sleep "$BENCH_WARMUP"
@@ -211,7 +213,7 @@ A_CPU=$(pct "$A_T0" "$A_T1" "$T0" "$T1")
 N_CPU=$(pct "$N_T0" "$N_T1" "$T0" "$T1")
 WIN_A=$(calc "%.0f" "$T1 - $T0")
 log "agent: RSS avg $(mib "$A_RSS_AVG") MiB max $(mib "$A_RSS_MAX") MiB, CPU $A_CPU %; node exporter: RSS avg $(mib "$N_RSS_AVG") MiB, CPU $N_CPU %"
-for pid in "$AGENT_PID" "$NE_PID" "$CP_PID"; do kill -TERM "$pid" 2>/dev/null || true; done
+for pid in "$SCRAPER" "$AGENT_PID" "$NE_PID" "$CP_PID"; do kill -TERM "$pid" 2>/dev/null || true; done
 sleep 1
 
 # --- (b) binary size ---------------------------------------------------------
@@ -328,6 +330,17 @@ log "held $HELD (max $ON_MAX), CP RSS $(mib "$CP_LOAD") MiB, CPU $CP_CPU %, $PTS
 
 # --- report ------------------------------------------------------------------
 
+if ((HELD >= 10000)) && [[ $PER_AGENT_KB != n/a ]]; then
+    CAPACITY_VERDICT=$(verdict "$PER_AGENT_KB <= 64")
+else
+    CAPACITY_VERDICT=FAIL
+fi
+FENCE='```'
+EXAMPLES_MD=""
+[[ -z $LG_EXAMPLES ]] || EXAMPLES_MD=$'First example of each:\n'"$LG_EXAMPLES"
+CP_LOG_MD="Control plane WARN/ERROR log lines during the capacity run: $CP_ERR_LINES."
+[[ -z $CP_ERR_TOP ]] || CP_LOG_MD+=$' Most frequent:\n\n'"$FENCE"$'\n'"$CP_ERR_TOP"$'\n'"$FENCE"
+
 A_RSS_LIMIT=8192 # KiB
 REPORT=$(cat <<EOF
 # Benchmarks
@@ -408,17 +421,13 @@ every 15 s. **Both processes ran on this one $MACHINE_CPUS-core machine.** RLIMI
 | Load generator (same machine) | CPU $LG_CPU % of one core, RSS $(mib "$LG_RSS") MiB |
 
 Load generator errors over the whole run: \`$LG_ERRORS\`; enrollment errors: \`$ENROLL_ERRORS\`.
-${LG_EXAMPLES:+First example of each:
-$LG_EXAMPLES}
+$EXAMPLES_MD
 
-Control plane WARN/ERROR log lines during the capacity run: $CP_ERR_LINES${CP_ERR_TOP:+ (most frequent:)}
-${CP_ERR_TOP:+\`\`\`
-$CP_ERR_TOP
-\`\`\`}
+$CP_LOG_MD
 
 | Target | Measured | Result |
 |---|---|---|
-| ≥ 10,000 agents held at ≤ 64 KB each | $HELD held, $PER_AGENT_KB KiB each | $(verdict "$HELD >= 10000 && \"$PER_AGENT_KB\" != \"n/a\" && $PER_AGENT_KB <= 64") |
+| ≥ 10,000 agents held at ≤ 64 KB each | $HELD held, $PER_AGENT_KB KiB each | $CAPACITY_VERDICT |
 EOF
 )
 

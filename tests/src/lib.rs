@@ -2,9 +2,9 @@
 //! processes on 127.0.0.1 with temporary state, on SQLite or on a fresh
 //! PostgreSQL database, and stops them when dropped.
 
-// Starting processes is what this crate is for.
-#![allow(clippy::disallowed_methods)]
-#![cfg_attr(test, allow(clippy::unwrap_used))]
+// Starting processes is what this crate is for, and a harness that cannot
+// set up must fail the test loudly.
+#![allow(clippy::disallowed_methods, clippy::unwrap_used)]
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;

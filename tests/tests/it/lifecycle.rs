@@ -54,7 +54,8 @@ on_both!(sigterm_exits_within_ten_seconds);
 #[tokio::test]
 async fn bad_configuration_exits_64_naming_the_setting() {
     let dir = tempfile::tempdir().unwrap();
-    let cases: Vec<(&str, Vec<String>, Vec<(&str, &str)>, &str)> = vec![
+    type Case<'a> = (&'a str, Vec<String>, Vec<(&'a str, &'a str)>, &'a str);
+    let cases: Vec<Case> = vec![
         (
             "sovereign",
             vec!["serve".into(), "--grpc-listen".into(), "nowhere".into()],
@@ -95,8 +96,6 @@ async fn bad_configuration_exits_64_naming_the_setting() {
         ),
     ];
     for (binary, args, env, needle) in cases {
-        let config = dir.path().join("unused.toml");
-        let _ = config;
         let out = tokio::process::Command::new(bin(binary))
             .args(&args)
             .envs(env.iter().copied())
