@@ -209,6 +209,63 @@ mod tests {
     }
 
     #[test]
+    fn default_outbox_holds_a_day_of_summaries() {
+        use prost::Message;
+        // A big host: 64 cores, 8 mounts, 16 interfaces, and the fixed series.
+        let mut names: Vec<String> = (0..64).map(|i| format!("cpu.core:{i}")).collect();
+        for m in 0..8 {
+            names.push(format!("disk.used:/mnt/volume-{m}"));
+            names.push(format!("disk.total:/mnt/volume-{m}"));
+        }
+        for i in 0..16 {
+            for k in ["rx", "tx", "rx_errors", "tx_errors"] {
+                names.push(format!("net.{k}:ens{i}"));
+            }
+        }
+        names.extend(
+            [
+                "cpu",
+                "load.1",
+                "load.5",
+                "load.15",
+                "mem.used",
+                "mem.available",
+                "mem.cached",
+                "mem.total",
+                "swap.used",
+                "swap.total",
+                "disk.read",
+                "disk.write",
+                "uptime",
+                "procs",
+            ]
+            .map(String::from),
+        );
+        assert!(names.len() >= 150);
+        let point = sovereign_proto::v1::MetricPoint {
+            ts_ms: 1_800_000_000_000,
+            interval_ms: 10_000,
+            values: names
+                .into_iter()
+                .map(|series| sovereign_proto::v1::SeriesValue {
+                    series,
+                    min: 12.5,
+                    avg: 13.25,
+                    max: 99.0,
+                })
+                .collect(),
+        };
+        let record = point.encoded_len() as u64 + 16;
+        let day = 24 * 3600 / 10;
+        let c = Config::load(None, &|_| None, &[]).unwrap();
+        assert!(
+            record * day <= c.outbox_max_bytes,
+            "{record} B per summary needs {} B a day",
+            record * day
+        );
+    }
+
+    #[test]
     fn reference_page_is_in_sync() {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/config-agent.md");
         let on_disk = std::fs::read_to_string(&path).unwrap_or_default();

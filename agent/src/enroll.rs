@@ -20,7 +20,7 @@ pub enum EnrollError {
     Key(String),
     #[error("enrollment failed: {0}")]
     Refused(String),
-    #[error("cannot reach the control plane: {0}")]
+    #[error("cannot connect to the control plane: {0}")]
     Unreachable(String),
     #[error("the control plane answered with an unexpected CA certificate; refusing it")]
     CaMismatch,

@@ -208,18 +208,20 @@ fn link_facts(f: &metrics::HostFacts) -> sovereign_proto::v1::HostFacts {
     link::facts_to_wire(f)
 }
 
+/// Prints the facts and a sample: the second sample, because rates need two.
 fn facts(config: &Config) -> anyhow::Result<()> {
     let mut sampler = sampler::Sampler::new()?;
-    let facts = sampler.facts();
+    let mut facts = sampler.facts();
+    if !config.hostname.is_empty() {
+        facts.hostname = config.hostname.clone();
+    }
     println!("{facts:#?}");
-    let first = sampler.sample(enroll::now_ms());
-    std::thread::sleep(std::time::Duration::from_secs(1));
-    let second = sampler.sample(enroll::now_ms());
-    let _ = first;
-    for (id, value) in &second.values {
+    sampler.sample(enroll::now_ms());
+    std::thread::sleep(config.sample_interval);
+    let sample = sampler.sample(enroll::now_ms());
+    for (id, value) in &sample.values {
         println!("{:<32} {value:.2}", sampler.series_name(*id));
     }
-    let _ = config;
     Ok(())
 }
 

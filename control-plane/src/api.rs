@@ -5,6 +5,7 @@ mod agents;
 mod auth;
 mod error;
 pub mod openapi;
+mod prometheus;
 mod tokens;
 
 pub use auth::{generate_token as auth_token, hash_token as hash_api_token};
@@ -56,6 +57,7 @@ pub fn router(state: SharedState) -> Router {
             get(tokens::list_projects).post(tokens::create_project),
         )
         .route("/ca", get(tokens::ca))
+        .route("/prometheus", get(prometheus::export))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             auth::require_token,

@@ -327,7 +327,7 @@ async fn client(cmd: Command) -> anyhow::Result<()> {
                     s(&t["id"]),
                     s(&t["project"]),
                     t["uses_total"],
-                    t["expires_at"]
+                    when(&t["expires_at"])
                 );
                 println!("Secret (shown once): {}", s(&t["secret"]));
                 println!("CA SHA-256: {}", s(&t["ca_sha256"]));
@@ -354,7 +354,7 @@ async fn client(cmd: Command) -> anyhow::Result<()> {
                         s(&t["project"]),
                         s(&t["state"]),
                         t["uses_left"],
-                        t["expires_at"]
+                        when(&t["expires_at"])
                     );
                 }
             }
@@ -481,6 +481,19 @@ async fn client(cmd: Command) -> anyhow::Result<()> {
         Command::Serve(_) | Command::ConfigDocs => unreachable!("handled before the client runs"),
     }
     Ok(())
+}
+
+/// Formats a Unix-milliseconds JSON value as RFC 3339 UTC.
+fn when(v: &Value) -> String {
+    v.as_i64()
+        .and_then(|ms| {
+            time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).ok()
+        })
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_else(|| "-".to_owned())
 }
 
 fn s(v: &Value) -> &str {

@@ -16,6 +16,7 @@ pub const PATHS: &[(&str, &[&str])] = &[
     ("/tokens/{id}/revoke", &["post"]),
     ("/projects", &["get", "post"]),
     ("/ca", &["get"]),
+    ("/prometheus", &["get"]),
 ];
 
 pub async fn document() -> Json<Value> {
@@ -103,7 +104,11 @@ pub fn spec() -> Value {
                     "responses": { "201": { "description": "Created" }, "409": { "$ref": "#/components/responses/Error" } }
                 }
             },
-            "/ca": { "get": { "summary": "The control plane's CA certificate and its SHA-256 (what agents pin)", "responses": ok("Ca") } }
+            "/ca": { "get": { "summary": "The control plane's CA certificate and its SHA-256 (what agents pin)", "responses": ok("Ca") } },
+            "/prometheus": { "get": {
+                "summary": "Latest point of every connected agent in Prometheus text format (sovereign_host_* gauges labelled agent_id, hostname, project, instance)",
+                "responses": { "200": { "description": "text/plain; version=0.0.4" }, "401": { "$ref": "#/components/responses/Error" } }
+            }}
         },
         "components": {
             "securitySchemes": { "bearer": { "type": "http", "scheme": "bearer" } },

@@ -84,6 +84,24 @@ async fn enroll_stream_and_read_back(backend: Backend) {
     let out = cp.cli(&["agent", "list"]).await;
     assert!(String::from_utf8_lossy(&out.stdout).contains("e2e-host"));
 
+    // Prometheus can scrape the fleet.
+    let text = reqwest::Client::new()
+        .get(format!("{}/api/v1/prometheus", cp.api()))
+        .bearer_auth(&cp.admin_token)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(text.contains("# TYPE sovereign_host_cpu gauge"), "{text}");
+    assert!(
+        text.contains(&format!(
+            "sovereign_host_mem_used{{agent_id=\"{id}\",hostname=\"e2e-host\",project=\"default\"}}"
+        )),
+        "{text}"
+    );
+
     // Rollups answer long ranges.
     let rolled = eventually(Duration::from_secs(10), "a rollup", || async {
         let r = series(&cp, &id, "cpu", now_ms() - 3_600_000, now_ms(), "1m").await;
