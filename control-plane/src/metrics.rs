@@ -48,8 +48,6 @@ pub struct Bucket {
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum MetricsError {
-    #[error("a batch holds at most {MAX_POINTS_PER_BATCH} points")]
-    TooManyPoints,
     #[error("a point holds at most {MAX_SERIES_PER_POINT} series")]
     TooManySeries,
     #[error(
@@ -88,9 +86,6 @@ impl Point {
         Ok(())
     }
 
-    pub fn stat(&self, series: &str) -> Option<&Stat> {
-        self.stats.iter().find(|s| s.series == series)
-    }
 }
 
 /// Encodes a point's stats for storage: `u16 count`, then per stat

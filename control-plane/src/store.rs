@@ -146,22 +146,6 @@ impl Store {
         Ok(())
     }
 
-    /// Revokes every API token with this name (used to rotate the bootstrap token).
-    pub async fn revoke_api_tokens_named(
-        &self,
-        name: &str,
-        now_ms: i64,
-    ) -> Result<u64, StoreError> {
-        let r = sqlx::query(
-            "UPDATE api_tokens SET revoked_at = $1 WHERE name = $2 AND revoked_at IS NULL",
-        )
-        .bind(now_ms)
-        .bind(name)
-        .execute(&self.pool)
-        .await?;
-        Ok(r.rows_affected())
-    }
-
     pub async fn project_exists(
         &self,
         id: &crate::projects::ProjectId,
