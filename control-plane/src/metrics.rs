@@ -85,7 +85,6 @@ impl Point {
         }
         Ok(())
     }
-
 }
 
 /// Encodes a point's stats for storage: `u16 count`, then per stat
