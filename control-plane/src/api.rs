@@ -6,9 +6,11 @@ mod auth;
 mod error;
 pub mod openapi;
 mod prometheus;
+mod session;
 mod tokens;
+mod ws;
 
-pub use auth::{generate_token as auth_token, hash_token as hash_api_token};
+pub use auth::{Principal, generate_token as auth_token, hash_token as hash_api_token};
 pub use error::ApiError;
 
 use std::sync::Arc;
@@ -21,7 +23,9 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 
 use crate::fleet::Fleet;
+use crate::identity::SessionPolicy;
 use crate::pki::Authority;
+use crate::ratelimit::RateLimiter;
 use crate::store::Store;
 use crate::telemetry::Telemetry;
 
@@ -33,8 +37,14 @@ pub struct AppState {
     pub fleet: Fleet,
     pub ca: Arc<Authority>,
     pub telemetry: Arc<Telemetry>,
+    /// The `https://host:port` agents dial (for printed commands).
     pub public_url: String,
     pub points_retention: Duration,
+    pub session_policy: SessionPolicy,
+    pub login_limiter: RateLimiter,
+    /// `scheme://host[:port]` of the dashboard, for Origin checks.
+    pub public_origin: String,
+    pub secure_cookies: bool,
 }
 
 pub type SharedState = Arc<AppState>;
@@ -58,18 +68,26 @@ pub fn router(state: SharedState) -> Router {
         )
         .route("/ca", get(tokens::ca))
         .route("/prometheus", get(prometheus::export))
+        .route("/auth/logout", post(session::logout))
+        .route("/auth/me", get(session::whoami))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
-            auth::require_token,
+            auth::require_auth,
         ))
-        .route("/openapi.json", get(openapi::document));
+        .route("/auth/login", post(session::login))
+        .route("/ws", get(ws::upgrade))
+        .route("/openapi.json", get(openapi::document))
+        .fallback(|| async { ApiError::NotFound("route") });
     Router::new()
         .nest("/api/v1", api)
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(prometheus))
-        .fallback(|| async { ApiError::NotFound("route") })
+        .fallback(crate::dashboard::serve)
         .layer(DefaultBodyLimit::max(MAX_BODY))
+        .layer(axum::middleware::from_fn(
+            crate::dashboard::security_headers,
+        ))
         .with_state(state)
 }
 
@@ -118,6 +136,14 @@ where
                 }
             }
         }
+    }
+}
+
+/// `scheme://host[:port]` of a URL (what browsers send as `Origin`).
+pub fn origin_of(url: &str) -> String {
+    match url.split_once("://") {
+        Some((scheme, rest)) => format!("{scheme}://{}", rest.split('/').next().unwrap_or("")),
+        None => url.to_owned(),
     }
 }
 

@@ -10,6 +10,7 @@ use clap::{Args, Parser, Subcommand};
 use serde_json::{Value, json};
 
 use crate::config::{self, Config};
+use crate::identity;
 
 /// Exit status for a configuration error (EX_CONFIG-ish, per sysexits' EX_USAGE).
 const EXIT_CONFIG: u8 = 64;
@@ -40,8 +41,33 @@ enum Command {
     Project(ProjectCmd),
     /// Print the CA's SHA-256 (what agents pin) and PEM.
     Ca(ClientArgs),
+    /// Manage dashboard users directly in the database (break-glass; works
+    /// with the control plane stopped). Takes the same settings as `serve`.
+    #[command(subcommand)]
+    Admin(AdminCmd),
     /// Print the configuration reference (Markdown).
     ConfigDocs,
+}
+
+#[derive(Subcommand)]
+enum AdminCmd {
+    /// Create a user; prints a generated password once.
+    Create {
+        #[arg(long)]
+        username: String,
+        /// owner, admin, operator or viewer.
+        #[arg(long, default_value = "admin")]
+        role: String,
+        #[command(flatten)]
+        serve: ServeArgs,
+    },
+    /// Set a new generated password (printed once) and end the user's sessions.
+    ResetPassword {
+        #[arg(long)]
+        username: String,
+        #[command(flatten)]
+        serve: ServeArgs,
+    },
 }
 
 #[derive(Args)]
@@ -59,6 +85,8 @@ struct ServeArgs {
     api_listen: Option<String>,
     #[arg(long)]
     public_url: Option<String>,
+    #[arg(long)]
+    api_public_url: Option<String>,
 }
 
 #[derive(Args, Clone)]
@@ -163,6 +191,7 @@ pub fn main(cli: Cli) -> ExitCode {
             print!("{}", config::docs());
             ExitCode::SUCCESS
         }
+        Command::Admin(cmd) => admin(cmd),
         other => {
             let rt = match tokio::runtime::Builder::new_current_thread()
                 .enable_all()
@@ -185,7 +214,7 @@ pub fn main(cli: Cli) -> ExitCode {
     }
 }
 
-fn serve(args: ServeArgs) -> ExitCode {
+fn load_config(args: ServeArgs) -> Result<Config, ExitCode> {
     let mut flags: Vec<(&'static str, String)> = Vec::new();
     for (key, value) in [
         ("data_dir", args.data_dir),
@@ -193,18 +222,23 @@ fn serve(args: ServeArgs) -> ExitCode {
         ("grpc.listen", args.grpc_listen),
         ("api.listen", args.api_listen),
         ("grpc.public_url", args.public_url),
+        ("api.public_url", args.api_public_url),
     ] {
         if let Some(v) = value {
             flags.push((key, v));
         }
     }
     let env = |k: &str| std::env::var(k).ok();
-    let config = match Config::load(args.config.as_deref(), &env, &flags) {
+    Config::load(args.config.as_deref(), &env, &flags).map_err(|e| {
+        eprintln!("sovereign: configuration error: {e}");
+        ExitCode::from(EXIT_CONFIG)
+    })
+}
+
+fn serve(args: ServeArgs) -> ExitCode {
+    let config = match load_config(args) {
         Ok(c) => c,
-        Err(e) => {
-            eprintln!("sovereign: configuration error: {e}");
-            return ExitCode::from(EXIT_CONFIG);
-        }
+        Err(code) => return code,
     };
     init_logging(config.log_json);
     let rt = match tokio::runtime::Builder::new_multi_thread()
@@ -224,6 +258,84 @@ fn serve(args: ServeArgs) -> ExitCode {
                 error = format!("{e:#}"),
                 "The control plane stopped on an error."
             );
+            eprintln!("sovereign: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn admin(cmd: AdminCmd) -> ExitCode {
+    let (serve, username, role) = match cmd {
+        AdminCmd::Create {
+            username,
+            role,
+            serve,
+        } => (serve, username, Some(role)),
+        AdminCmd::ResetPassword { username, serve } => (serve, username, None),
+    };
+    let config = match load_config(serve) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("sovereign: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result: anyhow::Result<String> = rt.block_on(async {
+        let store = crate::store::Store::open(&config.database_url)
+            .await
+            .with_context(|| {
+                format!(
+                    "cannot open database {}",
+                    crate::store::redact_url(&config.database_url)
+                )
+            })?;
+        let password = identity::Password::generate();
+        let message = match role {
+            Some(role) => {
+                let role = identity::Role::parse(&role).with_context(|| {
+                    format!("unknown role {role:?}: use owner, admin, operator or viewer")
+                })?;
+                let now = crate::pki::millis(std::time::SystemTime::now());
+                let user = identity::create_user(&store, &username, &password, role, now)
+                    .await
+                    .map_err(|e| match e {
+                        identity::IdentityError::Store(crate::store::StoreError::Conflict(m)) => {
+                            anyhow::anyhow!(m)
+                        }
+                        other => anyhow::anyhow!(other),
+                    })?;
+                format!(
+                    "Created user {} ({}). Password (shown once): {}",
+                    user.username,
+                    role.as_str(),
+                    password.expose()
+                )
+            }
+            None => {
+                identity::reset_password(&store, &username, &password).await?;
+                format!(
+                    "New password for {} (shown once; their sessions were ended): {}",
+                    username.trim().to_lowercase(),
+                    password.expose()
+                )
+            }
+        };
+        store.close().await;
+        Ok(message)
+    });
+    match result {
+        Ok(message) => {
+            println!("{message}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
             eprintln!("sovereign: {e:#}");
             ExitCode::FAILURE
         }
@@ -478,7 +590,9 @@ async fn client(cmd: Command) -> anyhow::Result<()> {
                 println!("{ca:#}");
             }
         }
-        Command::Serve(_) | Command::ConfigDocs => unreachable!("handled before the client runs"),
+        Command::Serve(_) | Command::ConfigDocs | Command::Admin(_) => {
+            unreachable!("handled before the client runs")
+        }
     }
     Ok(())
 }

@@ -49,7 +49,35 @@ pub static SPECS: &[Spec] = &[
         env: "SOVEREIGN_API_LISTEN",
         flag: Some("--api-listen"),
         default: "127.0.0.1:8080",
-        help: "Address of the HTTP API (and, later, the dashboard).",
+        help: "Address of the HTTP API and the dashboard.",
+    },
+    Spec {
+        key: "api.public_url",
+        env: "SOVEREIGN_API_PUBLIC_URL",
+        flag: Some("--api-public-url"),
+        default: "",
+        help: "The URL people use for the dashboard and API (e.g. `https://fleet.example.com` behind a TLS proxy). Browsers must send this Origin; `https` makes session cookies `Secure`. Empty: `http://` + api.listen.",
+    },
+    Spec {
+        key: "auth.session_idle",
+        env: "SOVEREIGN_SESSION_IDLE",
+        flag: None,
+        default: "12h",
+        help: "A dashboard session unused this long ends.",
+    },
+    Spec {
+        key: "auth.session_max",
+        env: "SOVEREIGN_SESSION_MAX",
+        flag: None,
+        default: "7d",
+        help: "No dashboard session lasts longer than this.",
+    },
+    Spec {
+        key: "auth.login_rate_per_minute",
+        env: "SOVEREIGN_LOGIN_RATE",
+        flag: None,
+        default: "20",
+        help: "Sign-in attempts allowed per source address per minute (on top of the 5-failure account lockout).",
     },
     Spec {
         key: "pki.agent_cert_ttl",
@@ -110,6 +138,10 @@ pub struct Config {
     pub public_url: String,
     pub server_names: Vec<String>,
     pub api_listen: SocketAddr,
+    pub api_public_url: String,
+    pub session_idle: Duration,
+    pub session_max: Duration,
+    pub login_rate_per_minute: u32,
     pub agent_cert_ttl: Duration,
     pub points_retention: Duration,
     pub rollup_retention: Duration,
@@ -202,6 +234,33 @@ impl Config {
             ));
         }
         let shutdown_grace = l.duration("shutdown.grace")?;
+        let api_listen: SocketAddr = l.get("api.listen")?;
+        let api_public_url = match l.raw("api.public_url").0.trim() {
+            "" => format!("http://{api_listen}"),
+            url if (url.starts_with("http://") || url.starts_with("https://"))
+                && !url.trim_end_matches('/').contains(['?', '#']) =>
+            {
+                url.trim_end_matches('/').to_owned()
+            }
+            _ => {
+                return Err(l.error(
+                    "api.public_url",
+                    "must be an http:// or https:// URL without a path",
+                ));
+            }
+        };
+        let session_idle = l.duration("auth.session_idle")?;
+        let session_max = l.duration("auth.session_max")?;
+        if session_idle < Duration::from_secs(60) || session_max < session_idle {
+            return Err(l.error(
+                "auth.session_max",
+                "session_idle must be at least 1m and session_max at least session_idle",
+            ));
+        }
+        let login_rate_per_minute: u32 = l.get("auth.login_rate_per_minute")?;
+        if login_rate_per_minute == 0 {
+            return Err(l.error("auth.login_rate_per_minute", "must be at least 1"));
+        }
         let log_json = l.parse("log.format", |v| match v {
             "text" => Ok(false),
             "json" => Ok(true),
@@ -213,7 +272,11 @@ impl Config {
             grpc_listen,
             public_url,
             server_names,
-            api_listen: l.get("api.listen")?,
+            api_listen,
+            api_public_url,
+            session_idle,
+            session_max,
+            login_rate_per_minute,
             agent_cert_ttl,
             points_retention,
             rollup_retention,

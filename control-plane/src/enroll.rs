@@ -5,10 +5,6 @@
 //! first enrollment creates an agent; enrolling the same machine again keeps
 //! that agent id, re-issues its certificate and revokes the older ones.
 
-mod ratelimit;
-
-pub use ratelimit::RateLimiter;
-
 use std::fmt;
 use std::time::Duration;
 

@@ -4,7 +4,8 @@
 mod registry;
 
 pub use registry::{
-    Fleet, LiveEvent, LiveState, ProcessInfo, ProcessSnapshot, Push, SessionHandle, spawn_registry,
+    Fleet, FleetEvent, LiveEvent, LiveState, ProcessInfo, ProcessSnapshot, Push, SPARK_LEN,
+    SessionHandle, Spark, spawn_registry,
 };
 
 use std::fmt;

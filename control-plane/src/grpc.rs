@@ -20,10 +20,11 @@ use tonic::transport::{Certificate, Identity, ServerTlsConfig};
 use tonic::{Request, Response, Status, Streaming};
 use tracing::Instrument;
 
-use crate::enroll::{self, EnrollError, RateLimiter, RedeemError, TokenSecret};
+use crate::enroll::{self, EnrollError, RedeemError, TokenSecret};
 use crate::fleet::Fleet;
 use crate::metrics::Ingest;
 use crate::pki::{self, Authority, PeerIdentity};
+use crate::ratelimit::RateLimiter;
 use crate::store::{CertCheck, Store};
 use crate::telemetry::Telemetry;
 
@@ -150,6 +151,9 @@ impl Enrollment for EnrollmentSvc {
         match result {
             Ok(done) => {
                 g.telemetry.enrollments.add(1);
+                g.fleet.publish(crate::fleet::FleetEvent::Status {
+                    agent: done.agent_id.clone(),
+                });
                 tracing::info!(agent_id = %done.agent_id, project = %done.project, reenrolled = done.reenrolled, remote = ?remote, "Agent enrolled.");
                 Ok(Response::new(pb::EnrollResponse {
                     agent_id: done.agent_id.to_string(),

@@ -6,14 +6,17 @@
 pub mod api;
 pub mod cli;
 pub mod config;
+pub mod dashboard;
 pub mod enroll;
 pub mod fleet;
 pub mod fsutil;
 pub mod grpc;
+pub mod identity;
 pub mod labels;
 pub mod metrics;
 pub mod pki;
 pub mod projects;
+pub mod ratelimit;
 pub mod server;
 pub mod store;
 pub mod telemetry;

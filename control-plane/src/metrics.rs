@@ -87,6 +87,33 @@ impl Point {
     }
 }
 
+/// The three numbers a fleet overview shows, in percent: CPU, memory used of
+/// total, and the fullest of the root filesystem (or, without one, of all).
+pub fn headline(stats: &[Stat]) -> (f32, f32, f32) {
+    let get = |name: &str| stats.iter().find(|s| s.series == name).map(|s| s.avg);
+    let pct = |used: f64, total: f64| {
+        if total > 0.0 {
+            (used / total * 100.0).clamp(0.0, 100.0)
+        } else {
+            0.0
+        }
+    };
+    let cpu = get("cpu").unwrap_or(0.0);
+    let mem = match (get("mem.used"), get("mem.total")) {
+        (Some(u), Some(t)) => pct(u, t),
+        _ => 0.0,
+    };
+    let disk = match (get("disk.used:/"), get("disk.total:/")) {
+        (Some(u), Some(t)) => pct(u, t),
+        _ => stats
+            .iter()
+            .filter_map(|s| s.series.strip_prefix("disk.used:").map(|m| (m, s.avg)))
+            .filter_map(|(m, used)| get(&format!("disk.total:{m}")).map(|t| pct(used, t)))
+            .fold(0.0, f64::max),
+    };
+    (cpu as f32, mem as f32, disk as f32)
+}
+
 /// Encodes a point's stats for storage: `u16 count`, then per stat
 /// `u8 name_len, name, f64 min, f64 avg, f64 max, f64 weight` (little endian).
 pub fn encode(stats: &[Stat]) -> Vec<u8> {
@@ -235,6 +262,21 @@ mod tests {
         merge_into(&mut a, &stat("cpu", 0.0, 50.0, 90.0, 30_000.0));
         assert_eq!((a.min, a.max, a.weight), (0.0, 90.0, 40_000.0));
         assert!((a.avg - 42.5).abs() < 1e-9);
+    }
+
+    #[test]
+    fn headline_numbers() {
+        let stats = vec![
+            stat("cpu", 0.0, 12.5, 50.0, 1.0),
+            stat("mem.used", 0.0, 25.0, 0.0, 1.0),
+            stat("mem.total", 0.0, 100.0, 0.0, 1.0),
+            stat("disk.used:/data", 0.0, 90.0, 0.0, 1.0),
+            stat("disk.total:/data", 0.0, 100.0, 0.0, 1.0),
+            stat("disk.used:/boot", 0.0, 10.0, 0.0, 1.0),
+            stat("disk.total:/boot", 0.0, 100.0, 0.0, 1.0),
+        ];
+        assert_eq!(headline(&stats), (12.5, 25.0, 90.0));
+        assert_eq!(headline(&[]), (0.0, 0.0, 0.0));
     }
 
     #[test]

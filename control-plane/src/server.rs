@@ -12,11 +12,12 @@ use tokio_util::task::TaskTracker;
 
 use crate::api::{self, AppState};
 use crate::config::Config;
-use crate::enroll::RateLimiter;
 use crate::fleet::{self, Fleet};
 use crate::grpc::{self, Gateway};
+use crate::identity::{self, Password, Role, SessionPolicy};
 use crate::metrics;
 use crate::pki::{Authority, millis};
+use crate::ratelimit::RateLimiter;
 use crate::store::Store;
 use crate::telemetry::Telemetry;
 use crate::{fsutil, store};
@@ -37,6 +38,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         &config.server_names,
     )?);
     let admin_token = ensure_bootstrap_token(&store, &config.data_dir).await?;
+    let admin_password = ensure_first_admin(&store).await?;
 
     let shutdown = CancellationToken::new();
     let tracker = TaskTracker::new();
@@ -81,12 +83,22 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         telemetry,
         public_url: config.public_url.clone(),
         points_retention: config.points_retention,
+        session_policy: SessionPolicy {
+            idle: config.session_idle,
+            max: config.session_max,
+        },
+        login_limiter: RateLimiter::new(config.login_rate_per_minute, config.login_rate_per_minute),
+        public_origin: api::origin_of(&config.api_public_url),
+        secure_cookies: config.api_public_url.starts_with("https://"),
     });
     let api_shutdown = shutdown.clone();
     let api_task = tokio::spawn(async move {
-        axum::serve(api_listener, api::router(state))
-            .with_graceful_shutdown(api_shutdown.cancelled_owned())
-            .await
+        axum::serve(
+            api_listener,
+            api::router(state).into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        )
+        .with_graceful_shutdown(api_shutdown.cancelled_owned())
+        .await
     });
     tracker.spawn(housekeeping(
         store.clone(),
@@ -106,6 +118,18 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         println!(
             "  Admin API token (shown once; also saved to {}): {token}",
             config.data_dir.join("admin.token").display()
+        );
+    }
+    if let Some(password) = &admin_password {
+        println!(
+            "  Dashboard:  {} — sign in as {FIRST_ADMIN} with password {} (shown once; change it with `sovereign admin reset-password`)",
+            config.api_public_url,
+            password.expose()
+        );
+    }
+    if !crate::dashboard::is_built() {
+        println!(
+            "  (This binary has no dashboard built in: run `npm --prefix web ci && npm --prefix web run build`, then rebuild.)"
         );
     }
     tracing::info!(api = %api_addr, grpc = %grpc_addr, database = ?store.backend(), "Control plane started.");
@@ -129,6 +153,28 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     store.close().await;
     tracing::info!("Stopped.");
     Ok(())
+}
+
+pub const FIRST_ADMIN: &str = "admin";
+
+/// Creates the first admin (an organization owner) with a random password
+/// when there are no users yet. Returns the password when created.
+async fn ensure_first_admin(store: &Store) -> anyhow::Result<Option<Password>> {
+    if store.user_count().await? > 0 {
+        return Ok(None);
+    }
+    let password = Password::generate();
+    identity::create_user(
+        store,
+        FIRST_ADMIN,
+        &password,
+        Role::Owner,
+        millis(std::time::SystemTime::now()),
+    )
+    .await
+    .context("cannot create the first admin")?;
+    tracing::info!(user = FIRST_ADMIN, "Created the first admin.");
+    Ok(Some(password))
 }
 
 /// Creates the first admin API token if there is none, saving it to
@@ -177,6 +223,9 @@ async fn housekeeping(store: Store, fleet: Fleet, config: Config, stop: Cancella
                 }
                 Ok(_) => {}
                 Err(e) => tracing::warn!(error = %e, "Could not prune metrics."),
+            }
+            if let Err(e) = store.prune_identity(now).await {
+                tracing::warn!(error = %e, "Could not prune expired sessions.");
             }
             if let Err(e) = store.prune_certs(now - 7 * 86_400_000).await {
                 tracing::warn!(error = %e, "Could not prune expired certificates.");

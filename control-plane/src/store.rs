@@ -3,6 +3,7 @@
 //! each backend has its own migrations.
 
 mod agents;
+mod identity;
 mod metrics;
 mod tokens;
 

@@ -127,6 +127,8 @@ pub struct ControlPlane {
     pub grpc_port: u16,
     pub api_port: u16,
     pub admin_token: String,
+    /// The first admin's password, printed on the first start.
+    pub admin_password: String,
     pub ca_sha256: String,
     env: Vec<(String, String)>,
     starts: u32,
@@ -148,6 +150,7 @@ impl ControlPlane {
             grpc_port: free_port(),
             api_port: free_port(),
             admin_token: String::new(),
+            admin_password: String::new(),
             ca_sha256: String::new(),
             env: env
                 .iter()
@@ -209,6 +212,10 @@ impl ControlPlane {
                 for line in text.lines() {
                     if let Some(fp) = line.trim().strip_prefix("CA SHA-256: ") {
                         self.ca_sha256 = fp.trim().to_owned();
+                    }
+                    if let Some((_, rest)) = line.split_once("with password ") {
+                        self.admin_password =
+                            rest.split_whitespace().next().unwrap_or("").to_owned();
                     }
                 }
                 if let Ok(token) = std::fs::read_to_string(self.data_dir().join("admin.token")) {

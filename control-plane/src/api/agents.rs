@@ -36,6 +36,16 @@ pub struct AgentDto {
     facts: crate::fleet::HostFacts,
     #[serde(skip_serializing_if = "Option::is_none")]
     live: Option<LiveDto>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    spark: Option<SparkDto>,
+}
+
+#[derive(Serialize)]
+struct SparkDto {
+    ts: Vec<i64>,
+    cpu: Vec<f32>,
+    mem: Vec<f32>,
+    disk: Vec<f32>,
 }
 
 #[derive(Serialize)]
@@ -49,13 +59,13 @@ struct LiveDto {
 }
 
 #[derive(Serialize)]
-struct PointDto {
+pub(super) struct PointDto {
     ts: i64,
     values: BTreeMap<String, f64>,
 }
 
 #[derive(Serialize)]
-struct ProcessesDto {
+pub(super) struct ProcessesDto {
     ts: i64,
     by_cpu: Vec<ProcessDto>,
     by_memory: Vec<ProcessDto>,
@@ -75,14 +85,14 @@ fn labels_dto(l: &Labels) -> BTreeMap<String, String> {
         .collect()
 }
 
-fn point_dto(ts: i64, stats: &[Stat]) -> PointDto {
+pub(super) fn point_dto(ts: i64, stats: &[Stat]) -> PointDto {
     PointDto {
         ts,
         values: stats.iter().map(|s| (s.series.clone(), s.avg)).collect(),
     }
 }
 
-fn processes_dto(p: &ProcessSnapshot) -> ProcessesDto {
+pub(super) fn processes_dto(p: &ProcessSnapshot) -> ProcessesDto {
     let conv = |l: &[crate::fleet::ProcessInfo]| {
         l.iter()
             .map(|i| ProcessDto {
@@ -100,7 +110,11 @@ fn processes_dto(p: &ProcessSnapshot) -> ProcessesDto {
     }
 }
 
-fn agent_dto(a: AgentRecord, live: Option<&LiveState>, with_processes: bool) -> AgentDto {
+pub(super) fn agent_dto(
+    a: AgentRecord,
+    live: Option<&LiveState>,
+    with_processes: bool,
+) -> AgentDto {
     let status = a.status(live.is_some());
     AgentDto {
         id: a.id.to_string(),
@@ -118,6 +132,14 @@ fn agent_dto(a: AgentRecord, live: Option<&LiveState>, with_processes: bool) -> 
         },
         revoked_at: a.revoked_at_ms,
         facts: a.facts,
+        spark: live
+            .filter(|l| status == AgentStatus::Online && !l.spark.ts.is_empty())
+            .map(|l| SparkDto {
+                ts: l.spark.ts.clone(),
+                cpu: l.spark.cpu.clone(),
+                mem: l.spark.mem.clone(),
+                disk: l.spark.disk.clone(),
+            }),
         live: live
             .filter(|_| status == AgentStatus::Online)
             .map(|l| LiveDto {
@@ -151,7 +173,16 @@ pub struct ListQuery {
 pub struct Page<T> {
     total: usize,
     offset: usize,
+    counts: Counts,
     items: Vec<T>,
+}
+
+/// How many agents of the whole fleet are in each state (unfiltered).
+#[derive(Serialize, Default)]
+pub struct Counts {
+    online: usize,
+    offline: usize,
+    revoked: usize,
 }
 
 pub async fn list(
@@ -174,10 +205,16 @@ pub async fn list(
     let limit = q.limit.unwrap_or(100).clamp(1, MAX_PAGE);
     let offset = q.offset.unwrap_or(0);
     let online: HashMap<AgentId, LiveState> = s.fleet.online().await.into_iter().collect();
-    let matching: Vec<AgentDto> = s
-        .store
-        .list_agents()
-        .await?
+    let all = s.store.list_agents().await?;
+    let mut counts = Counts::default();
+    for a in &all {
+        match a.status(online.contains_key(&a.id)) {
+            AgentStatus::Online => counts.online += 1,
+            AgentStatus::Offline => counts.offline += 1,
+            AgentStatus::Revoked => counts.revoked += 1,
+        }
+    }
+    let matching: Vec<AgentRecord> = all
         .into_iter()
         .filter(|a| {
             q.project
@@ -191,16 +228,22 @@ pub async fn list(
                 || a.id.as_str().contains(&needle)
         })
         .filter(|a| status.is_none_or(|st| a.status(online.contains_key(&a.id)) == st))
+        .collect();
+    let total = matching.len();
+    // Only the requested page becomes DTOs.
+    let items = matching
+        .into_iter()
+        .skip(offset)
+        .take(limit)
         .map(|a| {
             let live = online.get(&a.id);
             agent_dto(a, live, false)
         })
         .collect();
-    let total = matching.len();
-    let items = matching.into_iter().skip(offset).take(limit).collect();
     Ok(Json(Page {
         total,
         offset,
+        counts,
         items,
     }))
 }
@@ -234,6 +277,8 @@ pub async fn revoke(
         .await?
         .ok_or(ApiError::NotFound("agent"))?;
     s.fleet.kick(id.clone()).await;
+    s.fleet
+        .publish(crate::fleet::FleetEvent::Status { agent: id.clone() });
     tracing::info!(agent_id = %id, "Agent revoked.");
     Ok(Json(agent_dto(agent, None, false)))
 }

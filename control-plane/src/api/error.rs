@@ -10,8 +10,18 @@ use crate::store::StoreError;
 pub enum ApiError {
     #[error("{0}")]
     BadRequest(String),
-    #[error("missing or invalid API token: send `Authorization: Bearer <token>`")]
+    #[error("sign in first (or send `Authorization: Bearer <token>`)")]
     Unauthorized,
+    #[error("your session has expired: sign in again")]
+    SessionExpired,
+    #[error("wrong username or password")]
+    InvalidCredentials,
+    #[error("{0}")]
+    Locked(String),
+    #[error("{0}")]
+    RateLimited(String),
+    #[error("{0}")]
+    Forbidden(String),
     #[error("{0} not found")]
     NotFound(&'static str),
     #[error("{0}")]
@@ -37,6 +47,11 @@ impl IntoResponse for ApiError {
         let (status, code) = match &self {
             Self::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
             Self::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            Self::SessionExpired => (StatusCode::UNAUTHORIZED, "session_expired"),
+            Self::InvalidCredentials => (StatusCode::UNAUTHORIZED, "invalid_credentials"),
+            Self::Locked(_) => (StatusCode::TOO_MANY_REQUESTS, "locked"),
+            Self::RateLimited(_) => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
+            Self::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
             Self::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             Self::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
             Self::TooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "too_large"),

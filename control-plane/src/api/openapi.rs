@@ -3,8 +3,8 @@
 use axum::Json;
 use serde_json::{Value, json};
 
-/// Every documented path with its methods; a test checks the router serves
-/// exactly these.
+/// Every documented path that needs authentication, with its methods; a
+/// test checks the router serves and guards exactly these.
 pub const PATHS: &[(&str, &[&str])] = &[
     ("/agents", &["get"]),
     ("/agents/{id}", &["get"]),
@@ -17,6 +17,15 @@ pub const PATHS: &[(&str, &[&str])] = &[
     ("/projects", &["get", "post"]),
     ("/ca", &["get"]),
     ("/prometheus", &["get"]),
+    ("/auth/logout", &["post"]),
+    ("/auth/me", &["get"]),
+];
+
+/// Documented paths that answer without authentication.
+pub const PUBLIC_PATHS: &[(&str, &[&str])] = &[
+    ("/auth/login", &["post"]),
+    ("/ws", &["get"]),
+    ("/openapi.json", &["get"]),
 ];
 
 pub async fn document() -> Json<Value> {
@@ -105,6 +114,20 @@ pub fn spec() -> Value {
                 }
             },
             "/ca": { "get": { "summary": "The control plane's CA certificate and its SHA-256 (what agents pin)", "responses": ok("Ca") } },
+            "/auth/login": { "post": {
+                "summary": "Sign in to the dashboard: sets an HttpOnly SameSite=Strict session cookie and returns the CSRF token to send as X-CSRF-Token on changes. Five failures lock the username for 15 minutes.",
+                "security": [],
+                "requestBody": { "required": true, "content": { "application/json": { "schema": { "type": "object", "required": ["username", "password"], "properties": { "username": { "type": "string" }, "password": { "type": "string" } } } } } },
+                "responses": { "200": { "description": "Signed in" }, "401": { "$ref": "#/components/responses/Error" }, "429": { "$ref": "#/components/responses/Error" } }
+            }},
+            "/auth/logout": { "post": { "summary": "End the session", "responses": { "204": { "description": "Signed out" } } } },
+            "/auth/me": { "get": { "summary": "The signed-in user and the session's CSRF token", "responses": { "200": { "description": "OK" }, "401": { "$ref": "#/components/responses/Error" } } } },
+            "/ws": { "get": {
+                "summary": "WebSocket for the dashboard (same origin, session cookie). Client: {type:subscribe, ids}, {type:watch, id}, {type:unwatch}. Server: agent, summary, live, processes, counts, resync, error.",
+                "security": [],
+                "responses": { "101": { "description": "Switching protocols" }, "403": { "$ref": "#/components/responses/Error" } }
+            }},
+            "/openapi.json": { "get": { "summary": "This document", "security": [], "responses": { "200": { "description": "OK" } } } },
             "/prometheus": { "get": {
                 "summary": "Latest point of every connected agent in Prometheus text format (sovereign_host_* gauges labelled agent_id, hostname, project, instance)",
                 "responses": { "200": { "description": "text/plain; version=0.0.4" }, "401": { "$ref": "#/components/responses/Error" } }
@@ -158,8 +181,8 @@ mod tests {
     fn every_documented_path_has_its_methods() {
         let spec = spec();
         let paths = spec["paths"].as_object().unwrap();
-        assert_eq!(paths.len(), PATHS.len());
-        for (path, methods) in PATHS {
+        assert_eq!(paths.len(), PATHS.len() + PUBLIC_PATHS.len());
+        for (path, methods) in PATHS.iter().chain(PUBLIC_PATHS) {
             let item = paths
                 .get(*path)
                 .unwrap_or_else(|| panic!("{path} undocumented"));

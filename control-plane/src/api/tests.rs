@@ -4,6 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
+use axum::extract::connect_info::MockConnectInfo;
 use axum::http::{Request, StatusCode};
 use http_body_util::BodyExt;
 use serde_json::{Value, json};
@@ -12,7 +13,9 @@ use tokio_util::task::TaskTracker;
 use tower::ServiceExt;
 
 use super::{AppState, router};
+use crate::identity::{Password, Role, SessionPolicy};
 use crate::pki::{Authority, millis};
+use crate::ratelimit::RateLimiter;
 use crate::store::Store;
 use crate::telemetry::Telemetry;
 
@@ -39,6 +42,15 @@ async fn harness() -> Harness {
         )
         .await
         .unwrap();
+    crate::identity::create_user(
+        &store,
+        "admin",
+        &Password::new("correct horse battery"),
+        Role::Owner,
+        0,
+    )
+    .await
+    .unwrap();
     let ca = Arc::new(Authority::load_or_create(&dir.path().join("pki"), &[]).unwrap());
     let fleet = crate::fleet::spawn_registry(&TaskTracker::new(), CancellationToken::new());
     let state = Arc::new(AppState {
@@ -48,9 +60,17 @@ async fn harness() -> Harness {
         telemetry: Arc::new(Telemetry::default()),
         public_url: "https://cp.example:7443".into(),
         points_retention: Duration::from_secs(48 * 3600),
+        session_policy: SessionPolicy {
+            idle: Duration::from_secs(3600),
+            max: Duration::from_secs(86400),
+        },
+        login_limiter: RateLimiter::new(1000, 1000),
+        public_origin: "http://dash.example".into(),
+        secure_cookies: false,
     });
+    let addr: std::net::SocketAddr = "192.0.2.7:5555".parse().unwrap();
     Harness {
-        app: router(state),
+        app: router(state).layer(MockConnectInfo(addr)),
         token,
         _dir: dir,
     }
@@ -64,12 +84,28 @@ impl Harness {
         body: Option<&str>,
         auth: bool,
     ) -> (StatusCode, Value) {
+        let headers: Vec<(&str, String)> = if auth {
+            vec![("authorization", format!("Bearer {}", self.token))]
+        } else {
+            vec![]
+        };
+        let (status, _, body) = self.raw(method, path, body, &headers).await;
+        (status, body)
+    }
+
+    async fn raw(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&str>,
+        headers: &[(&str, String)],
+    ) -> (StatusCode, axum::http::HeaderMap, Value) {
         let mut req = Request::builder()
             .method(method)
             .uri(path)
             .header("content-type", "application/json");
-        if auth {
-            req = req.header("authorization", format!("Bearer {}", self.token));
+        for (k, v) in headers {
+            req = req.header(*k, v);
         }
         let req = req
             .body(
@@ -79,9 +115,11 @@ impl Harness {
             .unwrap();
         let resp = self.app.clone().oneshot(req).await.unwrap();
         let status = resp.status();
+        let headers = resp.headers().clone();
         let bytes = resp.into_body().collect().await.unwrap().to_bytes();
         (
             status,
+            headers,
             serde_json::from_slice(&bytes)
                 .unwrap_or(Value::String(String::from_utf8_lossy(&bytes).into_owned())),
         )
@@ -110,6 +148,27 @@ async fn every_documented_route_is_served_and_guarded() {
                 "{m} {path} is not routed"
             );
             assert_ne!(status, StatusCode::METHOD_NOT_ALLOWED, "{m} {path}");
+        }
+    }
+    for (path, methods) in super::openapi::PUBLIC_PATHS {
+        for m in *methods {
+            let (status, body) = h
+                .call(
+                    &m.to_uppercase(),
+                    &format!("/api/v1{path}"),
+                    Some("{}"),
+                    false,
+                )
+                .await;
+            assert!(
+                !(status == StatusCode::NOT_FOUND && body["error"]["message"] == "route not found"),
+                "{m} {path} is not routed"
+            );
+            assert_ne!(
+                status,
+                StatusCode::UNAUTHORIZED,
+                "{m} {path} must be public"
+            );
         }
     }
     let (status, spec) = h.call("GET", "/api/v1/openapi.json", None, false).await;
@@ -214,4 +273,204 @@ async fn tokens_round_trip_without_leaking_secrets() {
     let body = json!({ "project": "web" }).to_string();
     let (status, _) = h.call("POST", "/api/v1/tokens", Some(&body), true).await;
     assert_eq!(status, StatusCode::CREATED);
+}
+
+#[tokio::test]
+async fn sessions_cookies_csrf_and_lockout() {
+    let h = harness().await;
+    let login = |user: &str, pw: &str| json!({ "username": user, "password": pw }).to_string();
+
+    // Wrong user and wrong password look the same.
+    let (s1, _, b1) = h
+        .raw(
+            "POST",
+            "/api/v1/auth/login",
+            Some(&login("nobody", "whatever pass")),
+            &[],
+        )
+        .await;
+    let (s2, _, b2) = h
+        .raw(
+            "POST",
+            "/api/v1/auth/login",
+            Some(&login("admin", "wrong password!")),
+            &[],
+        )
+        .await;
+    assert_eq!(
+        (s1, s2),
+        (StatusCode::UNAUTHORIZED, StatusCode::UNAUTHORIZED)
+    );
+    assert_eq!(b1, b2);
+    assert_eq!(b1["error"]["code"], "invalid_credentials");
+
+    // A good sign-in sets a strict, HttpOnly cookie and returns the CSRF token.
+    let (status, headers, me) = h
+        .raw(
+            "POST",
+            "/api/v1/auth/login",
+            Some(&login("Admin", "correct horse battery")),
+            &[],
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{me}");
+    let set_cookie = headers
+        .get("set-cookie")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        set_cookie.contains("HttpOnly")
+            && set_cookie.contains("SameSite=Strict")
+            && set_cookie.contains("Path=/"),
+        "{set_cookie}"
+    );
+    assert!(!set_cookie.contains("Secure"), "plain http in this test");
+    let cookie = set_cookie.split(';').next().unwrap().to_owned();
+    let csrf = me["csrf_token"].as_str().unwrap().to_owned();
+    assert_eq!(me["user"]["username"], "admin");
+    assert!(headers.get("content-security-policy").is_some());
+
+    let (status, _, who) = h
+        .raw(
+            "GET",
+            "/api/v1/auth/me",
+            None,
+            &[("cookie", cookie.clone())],
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{who}");
+    assert_eq!(who["csrf_token"], csrf.as_str());
+
+    // Changes need the CSRF token and the dashboard's origin.
+    let body = r#"{"uses": 1}"#;
+    let (status, _, err) = h
+        .raw(
+            "POST",
+            "/api/v1/tokens",
+            Some(body),
+            &[("cookie", cookie.clone())],
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{err}");
+    assert_eq!(err["error"]["code"], "forbidden");
+    let (status, _, _) = h
+        .raw(
+            "POST",
+            "/api/v1/tokens",
+            Some(body),
+            &[("cookie", cookie.clone()), ("x-csrf-token", "0".repeat(64))],
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, _, _) = h
+        .raw(
+            "POST",
+            "/api/v1/tokens",
+            Some(body),
+            &[
+                ("cookie", cookie.clone()),
+                ("x-csrf-token", csrf.clone()),
+                ("origin", "https://evil.example".into()),
+            ],
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, _, created) = h
+        .raw(
+            "POST",
+            "/api/v1/tokens",
+            Some(body),
+            &[
+                ("cookie", cookie.clone()),
+                ("x-csrf-token", csrf.clone()),
+                ("origin", "http://dash.example".into()),
+            ],
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+
+    // Logout ends the session.
+    let (status, headers, _) = h
+        .raw(
+            "POST",
+            "/api/v1/auth/logout",
+            None,
+            &[("cookie", cookie.clone()), ("x-csrf-token", csrf.clone())],
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    assert!(
+        headers
+            .get("set-cookie")
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .contains("Max-Age=0")
+    );
+    let (status, _, gone) = h
+        .raw(
+            "GET",
+            "/api/v1/auth/me",
+            None,
+            &[("cookie", cookie.clone())],
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(gone["error"]["code"], "session_expired");
+
+    // Five failures lock the account; the sixth attempt is refused even with
+    // the right password. An unknown user locks the same way.
+    for user in ["admin", "ghost"] {
+        for i in 0..5 {
+            let (status, _, _) = h
+                .raw(
+                    "POST",
+                    "/api/v1/auth/login",
+                    Some(&login(user, &format!("bad password {i}"))),
+                    &[],
+                )
+                .await;
+            assert_eq!(status, StatusCode::UNAUTHORIZED);
+        }
+        let (status, _, locked) = h
+            .raw(
+                "POST",
+                "/api/v1/auth/login",
+                Some(&login(user, "correct horse battery")),
+                &[],
+            )
+            .await;
+        assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{user}: {locked}");
+        assert_eq!(locked["error"]["code"], "locked");
+        assert!(
+            locked["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("15 minute"),
+            "{locked}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_dashboard_is_served_with_client_routes() {
+    let h = harness().await;
+    let (status, headers, _) = h.raw("GET", "/agents/some-id", None, &[]).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        headers
+            .get("content-type")
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
+    assert_eq!(headers.get("x-frame-options").unwrap(), "DENY");
+    let (status, _, _) = h.raw("GET", "/missing.js", None, &[]).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, _, body) = h.raw("GET", "/api/v1/nope", None, &[]).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(body["error"]["code"], "not_found");
 }

@@ -42,6 +42,51 @@ pub struct ProcessInfo {
     pub memory_bytes: u64,
 }
 
+/// Changes in the fleet that dashboards follow.
+#[derive(Debug, Clone, PartialEq)]
+pub enum FleetEvent {
+    /// The agent connected, disconnected, enrolled or was revoked: re-read it.
+    Status { agent: AgentId },
+    /// A new summary arrived: headline numbers, in percent.
+    Summary {
+        agent: AgentId,
+        ts_ms: i64,
+        cpu: f32,
+        mem: f32,
+        disk: f32,
+    },
+}
+
+/// The last few summaries' headline numbers, for sparklines.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Spark {
+    pub ts: Vec<i64>,
+    pub cpu: Vec<f32>,
+    pub mem: Vec<f32>,
+    pub disk: Vec<f32>,
+}
+
+/// Summaries kept per agent for sparklines (5 minutes at 10 s).
+pub const SPARK_LEN: usize = 30;
+
+impl Spark {
+    pub fn push(&mut self, ts_ms: i64, cpu: f32, mem: f32, disk: f32) {
+        if self.ts.last().is_some_and(|&t| t >= ts_ms) {
+            return;
+        }
+        if self.ts.len() == SPARK_LEN {
+            self.ts.remove(0);
+            self.cpu.remove(0);
+            self.mem.remove(0);
+            self.disk.remove(0);
+        }
+        self.ts.push(ts_ms);
+        self.cpu.push(cpu);
+        self.mem.push(mem);
+        self.disk.push(disk);
+    }
+}
+
 /// The latest things a session knows, readable without asking the session.
 #[derive(Debug, Clone, Default)]
 pub struct LiveState {
@@ -50,6 +95,7 @@ pub struct LiveState {
     pub latest: Option<Arc<Point>>,
     pub processes: Option<Arc<ProcessSnapshot>>,
     pub outbox_pending: u64,
+    pub spark: Arc<Spark>,
 }
 
 /// How to reach one live session.
@@ -89,12 +135,16 @@ enum Command {
     Online {
         reply: oneshot::Sender<Vec<(AgentId, LiveState)>>,
     },
+    Count {
+        reply: oneshot::Sender<usize>,
+    },
 }
 
-/// Cheap, cloneable access to the registry task.
+/// Cheap, cloneable access to the registry task and the fleet's event feed.
 #[derive(Clone)]
 pub struct Fleet {
     tx: mpsc::Sender<Command>,
+    events: broadcast::Sender<FleetEvent>,
 }
 
 impl std::fmt::Debug for Fleet {
@@ -105,8 +155,9 @@ impl std::fmt::Debug for Fleet {
 
 pub fn spawn_registry(tracker: &TaskTracker, shutdown: CancellationToken) -> Fleet {
     let (tx, rx) = mpsc::channel(4096);
+    let (events, _) = broadcast::channel(8192);
     tracker.spawn(run(rx, shutdown));
-    Fleet { tx }
+    Fleet { tx, events }
 }
 
 async fn run(mut rx: mpsc::Receiver<Command>, shutdown: CancellationToken) {
@@ -136,6 +187,9 @@ async fn run(mut rx: mpsc::Receiver<Command>, shutdown: CancellationToken) {
             Command::Get { agent, reply } => {
                 let _ = reply.send(sessions.get(&agent).cloned());
             }
+            Command::Count { reply } => {
+                let _ = reply.send(sessions.len());
+            }
             Command::Online { reply } => {
                 let list = sessions
                     .iter()
@@ -151,6 +205,16 @@ async fn run(mut rx: mpsc::Receiver<Command>, shutdown: CancellationToken) {
 }
 
 impl Fleet {
+    /// Follows fleet changes; a slow follower misses events (and is told so
+    /// by `RecvError::Lagged`) rather than slowing the fleet down.
+    pub fn events(&self) -> broadcast::Receiver<FleetEvent> {
+        self.events.subscribe()
+    }
+
+    pub fn publish(&self, event: FleetEvent) {
+        let _ = self.events.send(event);
+    }
+
     pub async fn attach(&self, agent: AgentId, handle: SessionHandle) {
         let _ = self.tx.send(Command::Attach { agent, handle }).await;
     }
@@ -174,6 +238,14 @@ impl Fleet {
             .await
             .ok()?;
         rx.await.ok().flatten()
+    }
+
+    pub async fn online_count(&self) -> usize {
+        let (reply, rx) = oneshot::channel();
+        if self.tx.send(Command::Count { reply }).await.is_err() {
+            return 0;
+        }
+        rx.await.unwrap_or(0)
     }
 
     /// Every connected agent with its latest state.

@@ -12,7 +12,7 @@ use tokio::sync::{broadcast, mpsc, watch};
 use tonic::{Status, Streaming};
 
 use super::{Gateway, convert};
-use crate::fleet::{LiveEvent, LiveState, Push, SessionHandle};
+use crate::fleet::{FleetEvent, LiveEvent, LiveState, Push, SessionHandle};
 use crate::metrics::{IngestJob, MAX_POINTS_PER_BATCH};
 use crate::pki::{PeerIdentity, millis};
 
@@ -90,6 +90,9 @@ pub async fn run(
         state: state_rx,
     };
     g.fleet.attach(agent.clone(), handle).await;
+    g.fleet.publish(FleetEvent::Status {
+        agent: agent.clone(),
+    });
     g.telemetry.sessions_opened.add(1);
     tracing::info!(remote = %remote, hostname = %facts.hostname, version = %version, pending = hello.outbox_pending, "Agent connected.");
 
@@ -159,6 +162,9 @@ pub async fn run(
         let _ = out.try_send(Err(status));
     }
     g.fleet.detach(agent.clone(), conn).await;
+    g.fleet.publish(FleetEvent::Status {
+        agent: agent.clone(),
+    });
     if let Err(e) = g
         .store
         .touch_agents(
@@ -225,11 +231,24 @@ async fn handle_message(
             }
             if let Some(last) = points.iter().max_by_key(|p| p.ts_ms) {
                 let last = Arc::new(last.clone());
+                let (cpu, mem, disk) = crate::metrics::headline(&last.stats);
+                let mut fresh = false;
                 state.send_modify(|s| {
                     if s.latest.as_ref().is_none_or(|l| l.ts_ms <= last.ts_ms) {
-                        s.latest = Some(last);
+                        Arc::make_mut(&mut s.spark).push(last.ts_ms, cpu, mem, disk);
+                        s.latest = Some(last.clone());
+                        fresh = true;
                     }
                 });
+                if fresh {
+                    g.fleet.publish(FleetEvent::Summary {
+                        agent: peer.agent_id.clone(),
+                        ts_ms: last.ts_ms,
+                        cpu,
+                        mem,
+                        disk,
+                    });
+                }
             }
             let job = IngestJob {
                 agent: peer.agent_id.clone(),

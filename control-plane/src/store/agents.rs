@@ -60,6 +60,14 @@ impl Store {
         Ok(rows.into_iter().filter_map(agent_from_row).collect())
     }
 
+    /// (all agents, revoked agents).
+    pub async fn agent_counts(&self) -> Result<(i64, i64), StoreError> {
+        let row: (i64, i64) = sqlx::query_as("SELECT COUNT(*), COUNT(revoked_at) FROM agents")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(row)
+    }
+
     pub async fn get_agent(&self, id: &AgentId) -> Result<Option<AgentRecord>, StoreError> {
         let row: Option<AgentRow> = sqlx::query_as(concat!(
             "SELECT ",

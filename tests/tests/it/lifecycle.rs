@@ -130,3 +130,68 @@ async fn bad_configuration_exits_64_naming_the_setting() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("sovereign-agent enroll"));
 }
+
+#[tokio::test]
+async fn admin_commands_create_and_reset_users() {
+    let cp = ControlPlane::start(Backend::Sqlite).await;
+    assert_eq!(
+        cp.admin_password.len(),
+        20,
+        "the first start prints the admin password"
+    );
+    let run = |args: Vec<String>| async move {
+        let out = tokio::process::Command::new(bin("sovereign"))
+            .args(&args)
+            .output()
+            .await
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned()
+                + &String::from_utf8_lossy(&out.stderr),
+        )
+    };
+    let base = |cmd: &str| {
+        vec![
+            "admin".to_owned(),
+            cmd.to_owned(),
+            "--data-dir".into(),
+            cp.data_dir().display().to_string(),
+            "--database-url".into(),
+            cp.db.url.clone(),
+        ]
+    };
+    let mut create = base("create");
+    create.extend([
+        "--username".into(),
+        "Ops.Person".into(),
+        "--role".into(),
+        "operator".into(),
+    ]);
+    let (ok, text) = run(create.clone()).await;
+    assert!(
+        ok && text.contains("Created user ops.person (operator)"),
+        "{text}"
+    );
+    let (ok, text) = run(create).await;
+    assert!(!ok && text.contains("already exists"), "{text}");
+    let mut reset = base("reset-password");
+    reset.extend(["--username".into(), "admin".into()]);
+    let (ok, text) = run(reset).await;
+    assert!(ok && text.contains("New password for admin"), "{text}");
+    let new_password = text.trim().rsplit(' ').next().unwrap().to_owned();
+    let client = reqwest::Client::new();
+    let login = |pw: String| {
+        client
+            .post(format!("{}/api/v1/auth/login", cp.api()))
+            .json(&json!({ "username": "admin", "password": pw }))
+            .send()
+    };
+    assert_eq!(
+        login(cp.admin_password.clone()).await.unwrap().status(),
+        401,
+        "the old password no longer works"
+    );
+    assert_eq!(login(new_password).await.unwrap().status(), 200);
+    cp.cleanup().await;
+}

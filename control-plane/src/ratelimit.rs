@@ -1,4 +1,4 @@
-//! A per-address token bucket for enrollment attempts, bounded in size.
+//! A per-address token bucket (enrollment and sign-in attempts), bounded in size.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
