@@ -10,7 +10,10 @@ DATA="${SOVEREIGN_DATA_DIR:-$PWD/sovereign-data}"
 API="${SOVEREIGN_API_LISTEN:-127.0.0.1:8080}"
 GRPC="${SOVEREIGN_GRPC_LISTEN:-127.0.0.1:7443}"
 
-echo "==> Building (release; the first build takes several minutes)"
+echo "==> Building the dashboard"
+npm --prefix web ci --no-audit --no-fund --loglevel=error
+npm --prefix web run build
+echo "==> Building the binaries (release; the first build takes several minutes)"
 cargo build --release --locked -p sovereign -p sovereign-agent
 BIN="$PWD/target/release"
 mkdir -p "$DATA"
@@ -43,6 +46,7 @@ echo "==> Starting the agent (logs: $DATA/agent.log)"
 pids+=($!)
 
 TOKEN=$(cat "$DATA/admin.token")
+DASHBOARD_PASSWORD=$(sed -n 's/.*sign in as admin with password \([^ ]*\).*/\1/p' "$DATA/control-plane.out")
 for _ in $(seq 1 100); do
   curl -sf -H "Authorization: Bearer $TOKEN" "http://$API/api/v1/agents?status=online" | grep -q '"total":1' && break
   sleep 0.2
@@ -50,6 +54,7 @@ done
 cat <<MSG
 
 Sovereign is up.
+  Dashboard:    http://$API/   user: admin   password: ${DASHBOARD_PASSWORD:-(printed on the first start only; reset with: $BIN/sovereign admin reset-password --username admin --data-dir $DATA)}
   API:          http://$API/api/v1   (OpenAPI: http://$API/api/v1/openapi.json)
   Admin token:  $DATA/admin.token
   Try:          $BIN/sovereign agent list --api http://$API --data-dir $DATA
