@@ -38,6 +38,10 @@ pub struct AgentDto {
     live: Option<LiveDto>,
     #[serde(skip_serializing_if = "Option::is_none")]
     spark: Option<SparkDto>,
+    /// Every series the agent reports (from its latest point), on the
+    /// single-agent view only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    series: Option<Vec<String>>,
 }
 
 #[derive(Serialize)]
@@ -132,6 +136,7 @@ pub(super) fn agent_dto(
         },
         revoked_at: a.revoked_at_ms,
         facts: a.facts,
+        series: None,
         spark: live
             .filter(|l| status == AgentStatus::Online && !l.spark.ts.is_empty())
             .map(|l| SparkDto {
@@ -263,7 +268,18 @@ pub async fn get(
         .await?
         .ok_or(ApiError::NotFound("agent"))?;
     let live = s.fleet.get(&id).await.map(|h| h.state.borrow().clone());
-    Ok(Json(agent_dto(agent, live.as_ref(), true)))
+    let series: Vec<String> = match live.as_ref().and_then(|l| l.latest.clone()) {
+        Some(p) => p.stats.iter().map(|st| st.series.clone()).collect(),
+        None => s
+            .store
+            .latest_point(&id)
+            .await?
+            .map(|(_, stats)| stats.into_iter().map(|st| st.series).collect())
+            .unwrap_or_default(),
+    };
+    let mut dto = agent_dto(agent, live.as_ref(), true);
+    dto.series = Some(series);
+    Ok(Json(dto))
 }
 
 pub async fn revoke(

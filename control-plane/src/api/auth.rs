@@ -99,9 +99,7 @@ pub async fn require_auth(
                 .and_then(|v| v.to_str().ok())
                 .unwrap_or("");
             if !identity::constant_time_eq(presented, &session.csrf_token) {
-                return Err(ApiError::Forbidden(
-                    "missing or wrong CSRF token: reload the page".into(),
-                ));
+                return Err(ApiError::Csrf);
             }
             if req.headers().contains_key(header::ORIGIN) && !origin_allowed(&s, req.headers()) {
                 return Err(ApiError::Forbidden("request from a foreign origin".into()));

@@ -22,6 +22,8 @@ pub enum ApiError {
     RateLimited(String),
     #[error("{0}")]
     Forbidden(String),
+    #[error("missing or stale CSRF token: reload the page")]
+    Csrf,
     #[error("{0} not found")]
     NotFound(&'static str),
     #[error("{0}")]
@@ -52,6 +54,7 @@ impl IntoResponse for ApiError {
             Self::Locked(_) => (StatusCode::TOO_MANY_REQUESTS, "locked"),
             Self::RateLimited(_) => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
             Self::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
+            Self::Csrf => (StatusCode::FORBIDDEN, "csrf_failed"),
             Self::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             Self::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
             Self::TooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "too_large"),

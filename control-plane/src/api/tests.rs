@@ -354,7 +354,7 @@ async fn sessions_cookies_csrf_and_lockout() {
         )
         .await;
     assert_eq!(status, StatusCode::FORBIDDEN, "{err}");
-    assert_eq!(err["error"]["code"], "forbidden");
+    assert_eq!(err["error"]["code"], "csrf_failed");
     let (status, _, _) = h
         .raw(
             "POST",

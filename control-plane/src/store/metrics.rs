@@ -111,6 +111,20 @@ impl Store {
             .collect())
     }
 
+    /// The newest stored point of one agent.
+    pub async fn latest_point(
+        &self,
+        agent: &AgentId,
+    ) -> Result<Option<(i64, Vec<Stat>)>, StoreError> {
+        let row: Option<(i64, Vec<u8>)> = sqlx::query_as(
+            "SELECT ts, payload FROM metric_points WHERE agent_id = $1 ORDER BY ts DESC LIMIT 1",
+        )
+        .bind(agent.as_str())
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(|(ts, p)| (ts, metrics::decode(&p))))
+    }
+
     /// Deletes points and rollups past their retention.
     pub async fn prune_metrics(
         &self,

@@ -50,6 +50,16 @@ async fn enroll_stream_and_read_back(backend: Backend) {
 
     let a = cp.agent(&id).await;
     assert_eq!(a["hostname"], "e2e-host");
+    let names: Vec<&str> = a["series"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|v| v.as_str())
+        .collect();
+    assert!(
+        names.contains(&"cpu") && names.iter().any(|s| s.starts_with("disk.used:")),
+        "{names:?}"
+    );
     assert_eq!(a["labels"]["role"], "web");
     assert!(a["facts"]["cpu_cores"].as_u64().unwrap() >= 1);
     let latest = &a["live"]["latest"]["values"];
