@@ -171,3 +171,92 @@ async fn malformed_and_oversized_messages_end_only_that_stream(backend: Backend)
     cp.cleanup().await;
 }
 on_both!(malformed_and_oversized_messages_end_only_that_stream);
+
+/// Signs in as the first admin; returns (cookie, csrf token).
+async fn sign_in(cp: &ControlPlane) -> (String, String) {
+    let resp = reqwest::Client::new()
+        .post(format!("{}/api/v1/auth/login", cp.api()))
+        .json(&json!({ "username": "admin", "password": cp.admin_password }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let cookie = resp.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    let me: serde_json::Value = resp.json().await.unwrap();
+    (cookie, me["csrf_token"].as_str().unwrap().to_owned())
+}
+
+fn ws_request(
+    cp: &ControlPlane,
+    origin: &str,
+    cookie: Option<&str>,
+) -> tokio_tungstenite::tungstenite::handshake::client::Request {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let mut req = format!("ws://127.0.0.1:{}/api/v1/ws", cp.api_port)
+        .into_client_request()
+        .unwrap();
+    req.headers_mut().insert("origin", origin.parse().unwrap());
+    if let Some(c) = cookie {
+        req.headers_mut().insert("cookie", c.parse().unwrap());
+    }
+    req
+}
+
+#[tokio::test]
+async fn dashboard_websocket_checks_origin_and_session() {
+    use tokio_tungstenite::tungstenite::{Error, Message};
+    let cp = ControlPlane::start(Backend::Sqlite).await;
+    let (cookie, _) = sign_in(&cp).await;
+    let own = cp.api();
+
+    // A foreign origin is refused before the upgrade, even with a valid session.
+    match tokio_tungstenite::connect_async(ws_request(&cp, "https://evil.example", Some(&cookie)))
+        .await
+    {
+        Err(Error::Http(resp)) => assert_eq!(resp.status(), 403),
+        other => panic!("expected 403, got {other:?}"),
+    }
+    // No session: 401.
+    match tokio_tungstenite::connect_async(ws_request(&cp, &own, None)).await {
+        Err(Error::Http(resp)) => assert_eq!(resp.status(), 401),
+        other => panic!("expected 401, got {other:?}"),
+    }
+    // Same origin with a session: counts arrive, and garbage gets a clean error.
+    let (mut ws, _) = tokio_tungstenite::connect_async(ws_request(&cp, &own, Some(&cookie)))
+        .await
+        .unwrap();
+    use futures::{SinkExt, StreamExt};
+    ws.send(Message::text("{not json")).await.unwrap();
+    ws.send(Message::binary(vec![0u8, 159, 146, 150]))
+        .await
+        .unwrap();
+    let mut kinds = Vec::new();
+    while kinds.len() < 3 {
+        let msg = tokio::time::timeout(Duration::from_secs(10), ws.next())
+            .await
+            .expect("a message")
+            .unwrap()
+            .unwrap();
+        if let Message::Text(t) = msg {
+            let v: serde_json::Value = serde_json::from_str(t.as_str()).unwrap();
+            kinds.push(v["type"].as_str().unwrap().to_owned());
+        }
+    }
+    assert!(kinds.contains(&"counts".to_owned()), "{kinds:?}");
+    assert_eq!(
+        kinds.iter().filter(|k| *k == "error").count(),
+        2,
+        "{kinds:?}"
+    );
+    // An oversized frame closes the socket without harming the server.
+    let _ = ws.send(Message::text("x".repeat(200 * 1024))).await;
+    let _ = tokio::time::timeout(Duration::from_secs(5), ws.next()).await;
+    healthy(&cp).await;
+    cp.cleanup().await;
+}
