@@ -10,9 +10,15 @@ DATA="${SOVEREIGN_DATA_DIR:-$PWD/sovereign-data}"
 API="${SOVEREIGN_API_LISTEN:-127.0.0.1:8080}"
 GRPC="${SOVEREIGN_GRPC_LISTEN:-127.0.0.1:7443}"
 
-echo "==> Building the dashboard"
-npm --prefix web ci --no-audit --no-fund --loglevel=error
-npm --prefix web run build
+# Node packages and the dashboard are rebuilt only when their inputs changed.
+if [ ! -f web/node_modules/.package-lock.json ] || [ web/package-lock.json -nt web/node_modules/.package-lock.json ]; then
+  echo "==> Installing the dashboard's packages"
+  npm --prefix web ci --no-audit --no-fund --loglevel=error
+fi
+if [ ! -f web/dist/index.html ] || [ -n "$(find web/src web/index.html web/package.json web/vite.config.ts -newer web/dist/index.html -print -quit)" ]; then
+  echo "==> Building the dashboard"
+  npm --prefix web run build
+fi
 echo "==> Building the binaries (release; the first build takes several minutes)"
 cargo build --release --locked -p sovereign -p sovereign-agent
 BIN="$PWD/target/release"
