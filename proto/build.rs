@@ -12,6 +12,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         // `Connect` is an RPC name; the generated `connect` constructor would clash,
         // and both ends build their own TLS transport anyway.
         .build_transport(false)
+        .codec_path("crate::codec::SmallBufferCodec")
         .compile_fds(descriptors)?;
     Ok(())
 }

@@ -2,11 +2,14 @@
 //! Only this module knows JSON; handlers convert domain types to DTOs here.
 
 mod agents;
+mod audit;
 mod auth;
 mod error;
+mod exec;
 pub mod openapi;
 mod prometheus;
 mod session;
+mod terminal;
 mod tokens;
 mod ws;
 
@@ -45,6 +48,11 @@ pub struct AppState {
     /// `scheme://host[:port]` of the dashboard, for Origin checks.
     pub public_origin: String,
     pub secure_cookies: bool,
+    pub executor: crate::exec::Executor,
+    pub terminals: crate::terminal::Relay,
+    pub exec_max_output: u64,
+    pub exec_default_timeout: Duration,
+    pub terminal_max_recording: u64,
 }
 
 pub type SharedState = Arc<AppState>;
@@ -68,6 +76,16 @@ pub fn router(state: SharedState) -> Router {
         )
         .route("/ca", get(tokens::ca))
         .route("/prometheus", get(prometheus::export))
+        .route("/exec", get(exec::list).post(exec::start))
+        .route("/exec/{id}", get(exec::get))
+        .route("/exec/{id}/events", get(exec::events))
+        .route("/exec/{id}/cancel", post(exec::cancel))
+        .route("/agents/{id}/terminal/ticket", post(terminal::ticket))
+        .route("/agents/{id}/terminals", get(terminal::sessions))
+        .route("/agents/{id}/recordings", get(terminal::recordings))
+        .route("/recordings/{id}", get(terminal::recording))
+        .route("/audit", get(audit::list))
+        .route("/audit/verify", get(audit::verify))
         .route("/auth/logout", post(session::logout))
         .route("/auth/me", get(session::whoami))
         .route_layer(axum::middleware::from_fn_with_state(
@@ -76,6 +94,7 @@ pub fn router(state: SharedState) -> Router {
         ))
         .route("/auth/login", post(session::login))
         .route("/ws", get(ws::upgrade))
+        .route("/agents/{id}/terminal", get(terminal::socket))
         .route("/openapi.json", get(openapi::document))
         .fallback(|| async { ApiError::NotFound("route") });
     Router::new()

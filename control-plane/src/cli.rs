@@ -39,6 +39,9 @@ enum Command {
     /// List and create projects.
     #[command(subcommand)]
     Project(ProjectCmd),
+    /// Run a command on agents and stream each host's output, e.g.
+    /// `sovereign exec --label env=prod -- uptime`.
+    Exec(ExecArgs),
     /// Print the CA's SHA-256 (what agents pin) and PEM.
     Ca(ClientArgs),
     /// Manage dashboard users directly in the database (break-glass; works
@@ -118,6 +121,40 @@ struct ClientArgs {
     /// Print raw JSON.
     #[arg(long, global = true)]
     json: bool,
+}
+
+#[derive(Args)]
+struct ExecArgs {
+    /// Agent id (repeatable).
+    #[arg(long = "id")]
+    ids: Vec<String>,
+    #[arg(long)]
+    project: Option<String>,
+    /// k=v (repeatable): every label must match.
+    #[arg(long = "label")]
+    labels: Vec<String>,
+    /// Hosts running at once.
+    #[arg(long, default_value_t = 50)]
+    concurrency: u32,
+    /// Per-host timeout: 30s, 5m...
+    #[arg(long)]
+    timeout: Option<String>,
+    #[arg(long)]
+    cwd: Option<String>,
+    /// K=V (repeatable).
+    #[arg(long = "env")]
+    env: Vec<String>,
+    /// Run as this user (when the agent runs as root).
+    #[arg(long)]
+    run_as: Option<String>,
+    /// A shell script instead of a command.
+    #[arg(long, conflicts_with = "argv")]
+    script: Option<String>,
+    /// The command and its arguments, after `--`.
+    #[arg(last = true)]
+    argv: Vec<String>,
+    #[command(flatten)]
+    client: ClientArgs,
 }
 
 #[derive(Subcommand)]
@@ -582,6 +619,7 @@ async fn client(cmd: Command) -> anyhow::Result<()> {
             .await?;
             println!("Project {name} created.");
         }
+        Command::Exec(args) => return exec(args).await,
         Command::Ca(client) => {
             let api = Api::new(&client)?;
             let ca = api.call(reqwest::Method::GET, "/ca", None).await?;
@@ -608,6 +646,128 @@ fn when(v: &Value) -> String {
                 .ok()
         })
         .unwrap_or_else(|| "-".to_owned())
+}
+
+async fn exec(args: ExecArgs) -> anyhow::Result<()> {
+    let api = Api::new(&args.client)?;
+    let mut labels = serde_json::Map::new();
+    for l in &args.labels {
+        let (k, v) = l
+            .split_once('=')
+            .with_context(|| format!("label {l:?} is not k=v"))?;
+        labels.insert(k.to_owned(), Value::String(v.to_owned()));
+    }
+    let mut env = serde_json::Map::new();
+    for e in &args.env {
+        let (k, v) = e
+            .split_once('=')
+            .with_context(|| format!("--env {e:?} is not K=V"))?;
+        env.insert(k.to_owned(), Value::String(v.to_owned()));
+    }
+    let body = json!({
+        "target": { "ids": args.ids, "project": args.project, "labels": labels },
+        "argv": args.argv, "script": args.script.unwrap_or_default(), "env": env,
+        "cwd": args.cwd.unwrap_or_default(), "timeout": args.timeout, "run_as": args.run_as.unwrap_or_default(),
+        "concurrency": args.concurrency,
+    });
+    let started = api.call(reqwest::Method::POST, "/exec", Some(body)).await?;
+    let id = s(&started["id"]).to_owned();
+    eprintln!("Running on {} host(s) (exec {id}).", started["agents"]);
+    let url = format!("{}/api/v1/exec/{id}/events", api.base);
+    let mut resp = api
+        .http
+        .get(&url)
+        .bearer_auth(&api.token)
+        .send()
+        .await
+        .context("cannot follow the exec")?;
+    if !resp.status().is_success() {
+        bail!("{}: cannot follow exec {id}", resp.status());
+    }
+    let mut hosts: std::collections::HashMap<String, String> = std::collections::HashMap::new();
+    let (mut ok, mut failed, mut offline) = (0, 0, 0);
+    let mut buf = String::new();
+    let (mut event, mut data) = (String::new(), String::new());
+    'outer: while let Some(chunk) = resp.chunk().await.context("the event stream broke")? {
+        buf.push_str(&String::from_utf8_lossy(&chunk));
+        while let Some(nl) = buf.find('\n') {
+            let line: String = buf.drain(..=nl).collect();
+            let line = line.trim_end_matches(['\r', '\n']);
+            if let Some(v) = line.strip_prefix("event:") {
+                event = v.trim().to_owned();
+            } else if let Some(v) = line.strip_prefix("data:") {
+                data.push_str(v.trim_start());
+            } else if line.is_empty() && !event.is_empty() {
+                let v: Value = serde_json::from_str(&data).unwrap_or(Value::Null);
+                let host = |v: &Value, hosts: &std::collections::HashMap<String, String>| {
+                    hosts
+                        .get(s(&v["agent_id"]))
+                        .cloned()
+                        .unwrap_or_else(|| s(&v["agent_id"]).chars().take(8).collect())
+                };
+                match event.as_str() {
+                    "run" => {
+                        hosts.insert(s(&v["agent_id"]).to_owned(), s(&v["hostname"]).to_owned());
+                    }
+                    "output" => {
+                        let h = host(&v, &hosts);
+                        for l in s(&v["data"]).lines() {
+                            if s(&v["stream"]) == "stderr" {
+                                eprintln!("{h} | {l}");
+                            } else {
+                                println!("{h} | {l}");
+                            }
+                        }
+                    }
+                    "result" => {
+                        let h = host(&v, &hosts);
+                        let secs = v["duration_ms"].as_f64().unwrap_or(0.0) / 1000.0;
+                        let err = s(&v["error"]);
+                        if v["exit_code"] == 0
+                            && err.is_empty()
+                            && v["timed_out"] != true
+                            && v["cancelled"] != true
+                        {
+                            ok += 1;
+                            eprintln!("{h}: exit 0 ({secs:.1} s)");
+                        } else if err.contains("offline") {
+                            offline += 1;
+                            eprintln!("{h}: {err}");
+                        } else {
+                            failed += 1;
+                            let how = if v["timed_out"] == true {
+                                "timed out".to_owned()
+                            } else if !v["signal"].is_null() {
+                                format!("killed by signal {}", v["signal"])
+                            } else if !v["exit_code"].is_null() {
+                                format!("exit {}", v["exit_code"])
+                            } else {
+                                err.to_owned()
+                            };
+                            eprintln!(
+                                "{h}: {how} ({secs:.1} s){}",
+                                if v["truncated"] == true {
+                                    ", output truncated"
+                                } else {
+                                    ""
+                                }
+                            );
+                        }
+                    }
+                    "done" => break 'outer,
+                    "error" => eprintln!("warning: {}", s(&v["message"])),
+                    _ => {}
+                }
+                event.clear();
+                data.clear();
+            }
+        }
+    }
+    eprintln!("{ok} ok, {failed} failed, {offline} offline.");
+    if failed + offline > 0 {
+        bail!("not every host succeeded");
+    }
+    Ok(())
 }
 
 fn s(v: &Value) -> &str {

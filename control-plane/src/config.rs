@@ -73,6 +73,27 @@ pub static SPECS: &[Spec] = &[
         help: "No dashboard session lasts longer than this.",
     },
     Spec {
+        key: "exec.max_output",
+        env: "SOVEREIGN_EXEC_MAX_OUTPUT",
+        flag: None,
+        default: "1MiB",
+        help: "Output kept per host per command (stdout and stderr together); the agent stops sending past it and the result says `truncated`.",
+    },
+    Spec {
+        key: "exec.default_timeout",
+        env: "SOVEREIGN_EXEC_TIMEOUT",
+        flag: None,
+        default: "5m",
+        help: "Timeout of a command that does not set one (at most 24h).",
+    },
+    Spec {
+        key: "terminal.max_recording",
+        env: "SOVEREIGN_TERMINAL_MAX_RECORDING",
+        flag: None,
+        default: "64MiB",
+        help: "Output recorded per terminal session; the rest of a longer session is not recorded.",
+    },
+    Spec {
         key: "auth.login_rate_per_minute",
         env: "SOVEREIGN_LOGIN_RATE",
         flag: None,
@@ -142,6 +163,9 @@ pub struct Config {
     pub session_idle: Duration,
     pub session_max: Duration,
     pub login_rate_per_minute: u32,
+    pub exec_max_output: u64,
+    pub exec_default_timeout: Duration,
+    pub terminal_max_recording: u64,
     pub agent_cert_ttl: Duration,
     pub points_retention: Duration,
     pub rollup_retention: Duration,
@@ -257,6 +281,18 @@ impl Config {
                 "session_idle must be at least 1m and session_max at least session_idle",
             ));
         }
+        let exec_max_output = l.parse("exec.max_output", sovereign_settings::parse_size)?;
+        if !(1024..=(1 << 30)).contains(&exec_max_output) {
+            return Err(l.error("exec.max_output", "must be between 1KiB and 1GiB"));
+        }
+        let exec_default_timeout = l.duration("exec.default_timeout")?;
+        if exec_default_timeout < Duration::from_secs(1)
+            || exec_default_timeout > Duration::from_secs(86_400)
+        {
+            return Err(l.error("exec.default_timeout", "must be between 1s and 24h"));
+        }
+        let terminal_max_recording =
+            l.parse("terminal.max_recording", sovereign_settings::parse_size)?;
         let login_rate_per_minute: u32 = l.get("auth.login_rate_per_minute")?;
         if login_rate_per_minute == 0 {
             return Err(l.error("auth.login_rate_per_minute", "must be at least 1"));
@@ -277,6 +313,9 @@ impl Config {
             session_idle,
             session_max,
             login_rate_per_minute,
+            exec_max_output,
+            exec_default_timeout,
+            terminal_max_recording,
             agent_cert_ttl,
             points_retention,
             rollup_retention,

@@ -43,6 +43,8 @@ pub struct Gateway {
     pub cert_ttl: Duration,
     pub tracker: TaskTracker,
     pub shutdown: CancellationToken,
+    pub exec_hub: crate::exec::Hub,
+    pub terminals: crate::terminal::Relay,
     conn_seq: AtomicU64,
 }
 
@@ -58,6 +60,8 @@ impl Gateway {
         cert_ttl: Duration,
         tracker: TaskTracker,
         shutdown: CancellationToken,
+        exec_hub: crate::exec::Hub,
+        terminals: crate::terminal::Relay,
     ) -> Self {
         Self {
             store,
@@ -69,6 +73,8 @@ impl Gateway {
             cert_ttl,
             tracker,
             shutdown,
+            exec_hub,
+            terminals,
             conn_seq: AtomicU64::new(1),
         }
     }
@@ -193,7 +199,9 @@ struct LinkSvc(Arc<Gateway>);
 
 #[tonic::async_trait]
 impl AgentLink for LinkSvc {
-    type ConnectStream = ReceiverStream<Result<pb::ControlMessage, Status>>;
+    type ConnectStream = std::pin::Pin<
+        Box<dyn tokio_stream::Stream<Item = Result<pb::ControlMessage, Status>> + Send>,
+    >;
     type TerminalStream = ReceiverStream<Result<pb::TerminalFrame, Status>>;
 
     async fn connect(
@@ -214,23 +222,95 @@ impl AgentLink for LinkSvc {
             .map(|a| a.to_string())
             .unwrap_or_default();
         let inbound = request.into_inner();
-        let (out, rx) = mpsc::channel(64);
+        let (out, rx) = mpsc::channel::<session::OutItem>(64);
         let conn = g.next_conn();
         let tracker = g.tracker.clone();
         let span = tracing::info_span!("agent", agent_id = %peer.agent_id, conn);
         tracker
             .spawn(session::run(g, peer, acked_seq, conn, remote, inbound, out).instrument(span));
-        Ok(Response::new(ReceiverStream::new(rx)))
+        use tokio_stream::StreamExt;
+        Ok(Response::new(Box::pin(
+            ReceiverStream::new(rx).map(|item| item.map(|m| *m).map_err(|e| *e)),
+        )))
     }
 
     async fn terminal(
         &self,
         request: Request<Streaming<pb::TerminalFrame>>,
     ) -> Result<Response<Self::TerminalStream>, Status> {
-        authenticate(&self.0, &request).await?;
-        Err(Status::unimplemented(
-            "terminal sessions are not available in this control plane version",
-        ))
+        let g = self.0.clone();
+        let (peer, _) = authenticate(&g, &request).await?;
+        let mut inbound = request.into_inner();
+        // The agent's first frame names the session and says where its output stands.
+        let first = tokio::time::timeout(Duration::from_secs(10), inbound.message())
+            .await
+            .map_err(|_| {
+                Status::deadline_exceeded("the first terminal frame must arrive within 10 s")
+            })??
+            .ok_or_else(|| Status::invalid_argument("empty terminal stream"))?;
+        let Some(pb::terminal_frame::Body::Attach(a)) = first.body else {
+            return Err(Status::invalid_argument(
+                "the first terminal frame must be Attach",
+            ));
+        };
+        let session_id = first.session_id;
+        if session_id.is_empty() || session_id.len() > 64 {
+            return Err(Status::invalid_argument("bad terminal session id"));
+        }
+        let (to_agent_tx, mut to_agent_rx) = mpsc::channel::<crate::terminal::ToAgent>(64);
+        let (from_agent_tx, from_agent_rx) = mpsc::channel::<crate::terminal::FromAgent>(64);
+        let link = crate::terminal::AgentLink {
+            from_agent: from_agent_rx,
+            to_agent: to_agent_tx,
+            attached: crate::terminal::FromAgent::Attached {
+                output_offset: a.output_offset,
+                replay_from: a.replay_from,
+                resumed: a.resumed,
+            },
+        };
+        if g.terminals
+            .arrive(&peer.agent_id, &session_id, link)
+            .await
+            .is_err()
+        {
+            return Err(Status::not_found(
+                "no viewer is waiting for this terminal session",
+            ));
+        }
+        let (out_tx, out_rx) = mpsc::channel::<Result<pb::TerminalFrame, Status>>(64);
+        let sid = session_id.clone();
+        // Relay → agent.
+        let stop = g.shutdown.clone();
+        g.tracker.spawn(async move {
+            loop {
+                let msg = tokio::select! {
+                    m = to_agent_rx.recv() => match m { Some(m) => m, None => break },
+                    () = stop.cancelled() => break,
+                };
+                if out_tx.send(Ok(convert::to_agent(&sid, msg))).await.is_err() {
+                    break;
+                }
+            }
+        });
+        // Agent → relay.
+        let stop = g.shutdown.clone();
+        g.tracker.spawn(async move {
+            loop {
+                let frame = tokio::select! {
+                    f = inbound.message() => f,
+                    () = stop.cancelled() => break,
+                };
+                let Ok(Some(frame)) = frame else { break };
+                let Some(msg) = convert::from_agent(frame) else {
+                    continue;
+                };
+                let closed = matches!(msg, crate::terminal::FromAgent::Closed { .. });
+                if from_agent_tx.send(msg).await.is_err() || closed {
+                    break;
+                }
+            }
+        });
+        Ok(Response::new(ReceiverStream::new(out_rx)))
     }
 }
 

@@ -2,12 +2,16 @@
 //! `sovereign` binary, one per domain (see ARCHITECTURE.md).
 
 #![cfg_attr(test, allow(clippy::unwrap_used))]
+// The OpenAPI document is one large `json!` literal.
+#![recursion_limit = "512"]
 
 pub mod api;
+pub mod audit;
 pub mod cli;
 pub mod config;
 pub mod dashboard;
 pub mod enroll;
+pub mod exec;
 pub mod fleet;
 pub mod fsutil;
 pub mod grpc;
@@ -20,3 +24,4 @@ pub mod ratelimit;
 pub mod server;
 pub mod store;
 pub mod telemetry;
+pub mod terminal;

@@ -44,6 +44,25 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let tracker = TaskTracker::new();
     let telemetry = Arc::new(Telemetry::default());
     let fleet = fleet::spawn_registry(&tracker, shutdown.child_token());
+    let exec_hub = crate::exec::spawn_hub(&tracker, shutdown.child_token());
+    let terminals = crate::terminal::spawn_relay(&tracker, shutdown.child_token());
+    let interrupted = store
+        .fail_interrupted_jobs(millis(std::time::SystemTime::now()))
+        .await?;
+    if interrupted > 0 {
+        tracing::warn!(
+            runs = interrupted,
+            "Marked exec runs interrupted by the last shutdown as failed."
+        );
+    }
+    let executor = crate::exec::Executor::new(
+        store.clone(),
+        fleet.clone(),
+        exec_hub.clone(),
+        tracker.clone(),
+        shutdown.child_token(),
+        config.exec_max_output,
+    );
     // The ingest writer outlives the sessions so it can flush what they queued.
     let ingest_stop = CancellationToken::new();
     let ingest_tracker = TaskTracker::new();
@@ -73,6 +92,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         config.agent_cert_ttl,
         tracker.clone(),
         shutdown.clone(),
+        exec_hub.clone(),
+        terminals.clone(),
     ));
     let grpc_task = tokio::spawn(grpc::serve(gateway, grpc_listener));
 
@@ -90,6 +111,11 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         login_limiter: RateLimiter::new(config.login_rate_per_minute, config.login_rate_per_minute),
         public_origin: api::origin_of(&config.api_public_url),
         secure_cookies: config.api_public_url.starts_with("https://"),
+        executor,
+        terminals,
+        exec_max_output: config.exec_max_output,
+        exec_default_timeout: config.exec_default_timeout,
+        terminal_max_recording: config.terminal_max_recording,
     });
     let api_shutdown = shutdown.clone();
     let api_task = tokio::spawn(async move {

@@ -3,12 +3,17 @@
 //! each backend has its own migrations.
 
 mod agents;
+mod audit;
+mod exec;
 mod identity;
 mod metrics;
+mod terminal;
 mod tokens;
 
 pub use agents::CertCheck;
+pub use exec::{JobRow, JobSummary, RunRow};
 pub use metrics::BatchRef;
+pub use terminal::{RecordingState, TerminalSessionRow};
 
 use std::str::FromStr;
 use std::time::Duration;

@@ -5,6 +5,8 @@
 
 #![allow(clippy::all, clippy::pedantic, clippy::unwrap_used)]
 
+pub mod codec;
+
 pub mod v1 {
     tonic::include_proto!("sovereign.v1");
 }

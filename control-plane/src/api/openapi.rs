@@ -19,12 +19,23 @@ pub const PATHS: &[(&str, &[&str])] = &[
     ("/prometheus", &["get"]),
     ("/auth/logout", &["post"]),
     ("/auth/me", &["get"]),
+    ("/exec", &["get", "post"]),
+    ("/exec/{id}", &["get"]),
+    ("/exec/{id}/events", &["get"]),
+    ("/exec/{id}/cancel", &["post"]),
+    ("/agents/{id}/terminal/ticket", &["post"]),
+    ("/agents/{id}/terminals", &["get"]),
+    ("/agents/{id}/recordings", &["get"]),
+    ("/recordings/{id}", &["get"]),
+    ("/audit", &["get"]),
+    ("/audit/verify", &["get"]),
 ];
 
 /// Documented paths that answer without authentication.
 pub const PUBLIC_PATHS: &[(&str, &[&str])] = &[
     ("/auth/login", &["post"]),
     ("/ws", &["get"]),
+    ("/agents/{id}/terminal", &["get"]),
     ("/openapi.json", &["get"]),
 ];
 
@@ -127,6 +138,38 @@ pub fn spec() -> Value {
                 "security": [],
                 "responses": { "101": { "description": "Switching protocols" }, "403": { "$ref": "#/components/responses/Error" } }
             }},
+            "/exec": {
+                "get": { "summary": "Recent exec jobs with per-host counts", "parameters": [q("limit", "integer", "1..500 (default 50)")], "responses": ok("Any") },
+                "post": {
+                    "summary": "Run a command on agents chosen by ids, or by project and labels (operator role, recent sign-in). Each agent runs it at most once.",
+                    "requestBody": { "required": true, "content": { "application/json": { "schema": { "type": "object", "required": ["target"], "properties": {
+                        "target": { "type": "object", "properties": { "ids": { "type": "array", "items": { "type": "string" } }, "project": { "type": "string" }, "labels": { "type": "object" } } },
+                        "argv": { "type": "array", "items": { "type": "string" } }, "script": { "type": "string" },
+                        "env": { "type": "object" }, "cwd": { "type": "string" }, "timeout": { "type": "string" }, "run_as": { "type": "string" },
+                        "concurrency": { "type": "integer", "minimum": 1, "maximum": 1000 }
+                    } } } } },
+                    "responses": { "201": { "description": "Started: {id, agents}" }, "400": { "$ref": "#/components/responses/Error" }, "403": { "$ref": "#/components/responses/Error" } }
+                }
+            },
+            "/exec/{id}": { "get": { "summary": "A job with every host's state, result and stored output", "parameters": [id_param()], "responses": ok("Any") } },
+            "/exec/{id}/events": { "get": { "summary": "Server-sent events: run, output, result, done (stored first, then live)", "parameters": [id_param()], "responses": { "200": { "description": "text/event-stream" } } } },
+            "/exec/{id}/cancel": { "post": { "summary": "Cancel a running job (kills each host's process group)", "parameters": [id_param()], "responses": ok("Any") } },
+            "/agents/{id}/terminal/ticket": { "post": {
+                "summary": "A single-use, 30 s ticket to open (or, with session_id, resume) a terminal (operator role, recent sign-in)",
+                "parameters": [id_param()],
+                "requestBody": { "required": false, "content": { "application/json": { "schema": { "type": "object", "properties": { "session_id": { "type": "string" } } } } } },
+                "responses": { "201": { "description": "{ticket, session_id, expires_in_s}" }, "409": { "$ref": "#/components/responses/Error" } }
+            }},
+            "/agents/{id}/terminal": { "get": {
+                "summary": "WebSocket relayed to the agent's PTY. First message {type:auth, ticket, session_id, cols, rows, offset}; output arrives as binary frames (8-byte big-endian offset + bytes); input as binary frames; {type:resize, cols, rows}.",
+                "security": [], "parameters": [id_param()],
+                "responses": { "101": { "description": "Switching protocols" }, "403": { "$ref": "#/components/responses/Error" } }
+            }},
+            "/agents/{id}/terminals": { "get": { "summary": "Live terminal sessions that can be resumed", "parameters": [id_param()], "responses": ok("Any") } },
+            "/agents/{id}/recordings": { "get": { "summary": "Recorded terminal sessions: who, when, how long", "parameters": [id_param()], "responses": ok("Any") } },
+            "/recordings/{id}": { "get": { "summary": "A session's recording as asciicast v2 text", "parameters": [id_param()], "responses": { "200": { "description": "application/x-asciicast" } } } },
+            "/audit": { "get": { "summary": "The audit log, newest first", "parameters": [q("limit", "integer", "1..1000"), q("before", "integer", "Entries with a smaller id")], "responses": ok("Any") } },
+            "/audit/verify": { "get": { "summary": "Checks the audit log's hash chain", "responses": ok("Any") } },
             "/openapi.json": { "get": { "summary": "This document", "security": [], "responses": { "200": { "description": "OK" } } } },
             "/prometheus": { "get": {
                 "summary": "Latest point of every connected agent in Prometheus text format (sovereign_host_* gauges labelled agent_id, hostname, project, instance)",
@@ -137,6 +180,7 @@ pub fn spec() -> Value {
             "securitySchemes": { "bearer": { "type": "http", "scheme": "bearer" } },
             "responses": { "Error": { "description": "Error", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } } } },
             "schemas": {
+                "Any": { "type": "object" },
                 "Error": { "type": "object", "properties": { "error": { "type": "object", "properties": { "code": { "type": "string" }, "message": { "type": "string" } } } } },
                 "Agent": { "type": "object", "properties": {
                     "id": { "type": "string" }, "project": { "type": "string" }, "hostname": { "type": "string" },

@@ -54,8 +54,8 @@ async fn harness() -> Harness {
     let ca = Arc::new(Authority::load_or_create(&dir.path().join("pki"), &[]).unwrap());
     let fleet = crate::fleet::spawn_registry(&TaskTracker::new(), CancellationToken::new());
     let state = Arc::new(AppState {
-        store,
-        fleet,
+        store: store.clone(),
+        fleet: fleet.clone(),
         ca,
         telemetry: Arc::new(Telemetry::default()),
         public_url: "https://cp.example:7443".into(),
@@ -67,6 +67,18 @@ async fn harness() -> Harness {
         login_limiter: RateLimiter::new(1000, 1000),
         public_origin: "http://dash.example".into(),
         secure_cookies: false,
+        executor: crate::exec::Executor::new(
+            store.clone(),
+            fleet.clone(),
+            crate::exec::spawn_hub(&TaskTracker::new(), CancellationToken::new()),
+            TaskTracker::new(),
+            CancellationToken::new(),
+            1 << 20,
+        ),
+        terminals: crate::terminal::spawn_relay(&TaskTracker::new(), CancellationToken::new()),
+        exec_max_output: 1 << 20,
+        exec_default_timeout: Duration::from_secs(300),
+        terminal_max_recording: 1 << 20,
     });
     let addr: std::net::SocketAddr = "192.0.2.7:5555".parse().unwrap();
     Harness {

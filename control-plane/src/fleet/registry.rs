@@ -16,8 +16,22 @@ use crate::metrics::Point;
 /// format by the gRPC layer).
 #[derive(Debug, Clone, PartialEq)]
 pub enum Push {
-    MetricAck { up_to_seq: u64 },
-    Sampling { full_rate: bool },
+    MetricAck {
+        up_to_seq: u64,
+    },
+    Sampling {
+        full_rate: bool,
+    },
+    Exec(Box<crate::exec::ExecCommand>),
+    CancelExec {
+        exec_id: String,
+    },
+    /// Open (or re-attach to) a terminal session's PTY.
+    OpenTerminal {
+        session_id: String,
+        cols: u32,
+        rows: u32,
+    },
 }
 
 /// What watchers of one agent receive.

@@ -3,6 +3,7 @@
 //! and pushes acks and sampling changes back. Cancelled by revocation, by a
 //! newer connection of the same agent, or by shutdown.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -12,6 +13,7 @@ use tokio::sync::{broadcast, mpsc, watch};
 use tonic::{Status, Streaming};
 
 use super::{Gateway, convert};
+use crate::exec::AgentExecEvent;
 use crate::fleet::{FleetEvent, LiveEvent, LiveState, Push, SessionHandle};
 use crate::metrics::{IngestJob, MAX_POINTS_PER_BATCH};
 use crate::pki::{PeerIdentity, millis};
@@ -21,7 +23,18 @@ const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
 /// A session with no message for this long is considered dead.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(90);
 
-type Out = mpsc::Sender<Result<pb::ControlMessage, Status>>;
+/// What flows to the agent. Boxed, so the channel's preallocated slots stay
+/// small: there is one such channel per connected agent.
+pub type OutItem = Result<Box<pb::ControlMessage>, Box<Status>>;
+type Out = mpsc::Sender<OutItem>;
+
+fn ok(m: pb::ControlMessage) -> OutItem {
+    Ok(Box::new(m))
+}
+
+fn err(s: Status) -> OutItem {
+    Err(Box::new(s))
+}
 
 pub async fn run(
     g: Arc<Gateway>,
@@ -42,7 +55,7 @@ pub async fn run(
         Ok(Ok(_)) | Err(_) => {
             g.telemetry.sessions_refused.add(1);
             let _ = out
-                .send(Err(Status::invalid_argument(
+                .send(err(Status::invalid_argument(
                     "the first message on Connect must be Hello",
                 )))
                 .await;
@@ -51,7 +64,7 @@ pub async fn run(
         Ok(Err(status)) => {
             g.telemetry.sessions_refused.add(1);
             tracing::warn!(error = %status, "Agent stream failed before hello.");
-            let _ = out.try_send(Err(malformed(&status)));
+            let _ = out.try_send(err(malformed(&status)));
             return;
         }
     };
@@ -66,7 +79,7 @@ pub async fn run(
     if let Err(e) = g.store.agent_connected(&agent, &facts, &version, now).await {
         tracing::error!(error = %e, "Could not record the agent's hello.");
         let _ = out
-            .send(Err(Status::unavailable(
+            .send(err(Status::unavailable(
                 "the control plane cannot reach its database; retry shortly",
             )))
             .await;
@@ -75,7 +88,7 @@ pub async fn run(
 
     let cancel = g.shutdown.child_token();
     let (push_tx, mut push_rx) = mpsc::channel::<Push>(256);
-    let (live, _) = broadcast::channel::<LiveEvent>(64);
+    let (live, _) = broadcast::channel::<LiveEvent>(16);
     let (state_tx, state_rx) = watch::channel(LiveState {
         connected_at_ms: now,
         remote_addr: remote.clone(),
@@ -105,11 +118,13 @@ pub async fn run(
         })),
     };
     let mut ended: Option<Status> = None;
-    if out.send(Ok(welcome)).await.is_err() {
+    if out.send(ok(welcome)).await.is_err() {
         ended = Some(Status::cancelled("agent went away"));
     }
 
     let mut full_rate = false;
+    let mut next_id: u64 = 0;
+    let mut exec_routes: ExecRoutes = HashMap::new();
     let mut last_heard = Instant::now();
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -119,7 +134,8 @@ pub async fn run(
                 ended = Some(cancel_reason(&g, &peer).await);
             }
             Some(push) = push_rx.recv() => {
-                if out.send(Ok(convert::push(push))).await.is_err() {
+                next_id += 1;
+                if out.send(ok(convert::push(push, next_id))).await.is_err() {
                     break;
                 }
             }
@@ -128,7 +144,7 @@ pub async fn run(
                 if want != full_rate {
                     full_rate = want;
                     tracing::debug!(full_rate, "Changing the agent's sampling rate.");
-                    if out.send(Ok(convert::push(Push::Sampling { full_rate }))).await.is_err() {
+                    if out.send(ok(convert::push(Push::Sampling { full_rate }, 0))).await.is_err() {
                         break;
                     }
                 }
@@ -139,7 +155,7 @@ pub async fn run(
             msg = inbound.message() => match msg {
                 Ok(Some(msg)) => {
                     last_heard = Instant::now();
-                    if let Err(status) = handle_message(&g, &peer, msg, &push_tx, &live, &state_tx, &out).await {
+                    if let Err(status) = handle_message(&g, &peer, msg, &push_tx, &live, &state_tx, &out, &mut exec_routes).await {
                         g.telemetry.bad_messages.add(1);
                         tracing::warn!(reason = %status.message(), "Closing the agent's stream after a bad message.");
                         ended = Some(status);
@@ -159,7 +175,7 @@ pub async fn run(
         }
     }
     if let Some(status) = ended {
-        let _ = out.try_send(Err(status));
+        let _ = out.try_send(err(status));
     }
     g.fleet.detach(agent.clone(), conn).await;
     g.fleet.publish(FleetEvent::Status {
@@ -176,6 +192,47 @@ pub async fn run(
         tracing::warn!(error = %e, "Could not record when the agent was last seen.");
     }
     tracing::info!("Agent disconnected.");
+}
+
+/// Where this session sends each exec's events (looked up once per exec).
+type ExecRoutes = HashMap<String, mpsc::Sender<AgentExecEvent>>;
+
+/// Forwards an exec event to the run waiting for it, in order; waits when
+/// that run is behind, which slows only this agent's stream.
+async fn deliver_exec(
+    g: &Gateway,
+    peer: &PeerIdentity,
+    routes: &mut ExecRoutes,
+    exec_id: String,
+    event: AgentExecEvent,
+    last: bool,
+) {
+    if exec_id.len() > 128 {
+        return;
+    }
+    if !routes.contains_key(&exec_id) {
+        match g.exec_hub.route(&exec_id, &peer.agent_id).await {
+            Some(tx) => {
+                // Bounded: an agent cannot make this map grow without limit.
+                if routes.len() >= 1024 {
+                    routes.clear();
+                }
+                routes.insert(exec_id.clone(), tx);
+            }
+            None => {
+                tracing::debug!(agent_id = %peer.agent_id, exec_id = %exec_id, "Exec report nobody waits for (finished or unknown); dropped.");
+                return;
+            }
+        }
+    }
+    if let Some(tx) = routes.get(&exec_id)
+        && tx.send(event).await.is_err()
+    {
+        routes.remove(&exec_id);
+    }
+    if last {
+        routes.remove(&exec_id);
+    }
 }
 
 /// What the agent is told when its bytes could not be decoded.
@@ -206,6 +263,7 @@ async fn handle_message(
     live: &broadcast::Sender<LiveEvent>,
     state: &watch::Sender<LiveState>,
     out: &Out,
+    exec_routes: &mut ExecRoutes,
 ) -> Result<(), Status> {
     let Some(body) = msg.body else {
         return Err(Status::invalid_argument("empty message"));
@@ -289,13 +347,21 @@ async fn handle_message(
                 tracing::warn!(agent_id = %peer.agent_id, id = ack.id, error = %ack.error, "The agent reported a failure.");
             }
         }
+        Body::ExecOutput(o) => {
+            let (exec_id, event) = convert::exec_output(o);
+            deliver_exec(g, peer, exec_routes, exec_id, event, false).await;
+        }
+        Body::ExecResult(r) => {
+            let (exec_id, event) = convert::exec_result(r);
+            deliver_exec(g, peer, exec_routes, exec_id, event, true).await;
+        }
         Body::Renew(req) => {
             let reply = renew(g, peer, &req.csr_der).await;
             let msg = pb::ControlMessage {
                 id: msg.id,
                 body: Some(pb::control_message::Body::Renewed(reply)),
             };
-            out.send(Ok(msg))
+            out.send(ok(msg))
                 .await
                 .map_err(|_| Status::cancelled("agent went away"))?;
         }

@@ -1,0 +1,182 @@
+//! Terminal sessions and their recordings.
+
+use super::{Store, StoreError, i64_of, u64_of};
+use crate::fleet::AgentId;
+
+/// Where a session's recording stands.
+#[derive(Debug, Clone)]
+pub struct RecordingState {
+    pub started_at_ms: i64,
+    pub recorded_upto: u64,
+    pub next_part: i64,
+}
+
+#[derive(Debug, Clone)]
+pub struct TerminalSessionRow {
+    pub id: String,
+    pub agent_id: String,
+    pub user: String,
+    pub started_at_ms: i64,
+    pub last_attached_ms: i64,
+    pub ended_at_ms: Option<i64>,
+    pub exit_code: Option<i64>,
+    pub recorded_bytes: u64,
+}
+
+type Row = (
+    String,
+    String,
+    String,
+    i64,
+    i64,
+    Option<i64>,
+    Option<i64>,
+    i64,
+);
+
+fn row(r: Row) -> TerminalSessionRow {
+    TerminalSessionRow {
+        id: r.0,
+        agent_id: r.1,
+        user: r.2,
+        started_at_ms: r.3,
+        last_attached_ms: r.4,
+        ended_at_ms: r.5,
+        exit_code: r.6,
+        recorded_bytes: u64_of(r.7),
+    }
+}
+
+impl Store {
+    /// Creates the session row (a no-op if it exists); returns whether it was new.
+    pub async fn open_terminal_session(
+        &self,
+        id: &str,
+        agent: &AgentId,
+        user: &str,
+        now_ms: i64,
+        cols: u32,
+        rows: u32,
+    ) -> Result<bool, StoreError> {
+        let r = sqlx::query(
+            "INSERT INTO terminal_sessions (id, agent_id, user_name, started_at, last_attached_at, cols, rows) VALUES ($1, $2, $3, $4, $4, $5, $6) \
+             ON CONFLICT (id) DO NOTHING",
+        )
+        .bind(id)
+        .bind(agent.as_str())
+        .bind(user)
+        .bind(now_ms)
+        .bind(i64::from(cols))
+        .bind(i64::from(rows))
+        .execute(&self.pool)
+        .await?;
+        Ok(r.rows_affected() > 0)
+    }
+
+    pub async fn terminal_session(
+        &self,
+        id: &str,
+    ) -> Result<Option<TerminalSessionRow>, StoreError> {
+        let r: Option<Row> = sqlx::query_as(
+            "SELECT id, agent_id, user_name, started_at, last_attached_at, ended_at, exit_code, recorded_bytes FROM terminal_sessions WHERE id = $1",
+        )
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(r.map(row))
+    }
+
+    pub async fn terminal_sessions(
+        &self,
+        agent: &AgentId,
+        limit: i64,
+    ) -> Result<Vec<TerminalSessionRow>, StoreError> {
+        let rows: Vec<Row> = sqlx::query_as(
+            "SELECT id, agent_id, user_name, started_at, last_attached_at, ended_at, exit_code, recorded_bytes FROM terminal_sessions \
+             WHERE agent_id = $1 ORDER BY started_at DESC LIMIT $2",
+        )
+        .bind(agent.as_str())
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.into_iter().map(row).collect())
+    }
+
+    pub async fn touch_terminal_session(&self, id: &str, now_ms: i64) -> Result<(), StoreError> {
+        sqlx::query("UPDATE terminal_sessions SET last_attached_at = $1 WHERE id = $2")
+            .bind(now_ms)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn end_terminal_session(
+        &self,
+        id: &str,
+        exit_code: Option<i32>,
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
+        sqlx::query("UPDATE terminal_sessions SET ended_at = COALESCE(ended_at, $1), exit_code = $2 WHERE id = $3")
+            .bind(now_ms)
+            .bind(exit_code.map(i64::from))
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn recording_state(&self, id: &str) -> Result<RecordingState, StoreError> {
+        let (started, recorded): (i64, i64) = sqlx::query_as(
+            "SELECT started_at, recorded_bytes FROM terminal_sessions WHERE id = $1",
+        )
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?
+        .ok_or(StoreError::NotFound("terminal session"))?;
+        let (parts,): (i64,) =
+            sqlx::query_as("SELECT COUNT(*) FROM terminal_recordings WHERE session_id = $1")
+                .bind(id)
+                .fetch_one(&self.pool)
+                .await?;
+        Ok(RecordingState {
+            started_at_ms: started,
+            recorded_upto: u64_of(recorded),
+            next_part: parts,
+        })
+    }
+
+    /// Appends a recording part and moves the recorded offset, in one transaction.
+    pub async fn append_recording(
+        &self,
+        id: &str,
+        part: i64,
+        data: &[u8],
+        recorded_upto: u64,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("INSERT INTO terminal_recordings (session_id, part, data) VALUES ($1, $2, $3)")
+            .bind(id)
+            .bind(part)
+            .bind(data)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("UPDATE terminal_sessions SET recorded_bytes = $1 WHERE id = $2")
+            .bind(i64_of(recorded_upto))
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn recording_parts(&self, id: &str) -> Result<Vec<Vec<u8>>, StoreError> {
+        let rows: Vec<(Vec<u8>,)> = sqlx::query_as(
+            "SELECT data FROM terminal_recordings WHERE session_id = $1 ORDER BY part",
+        )
+        .bind(id)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.into_iter().map(|r| r.0).collect())
+    }
+}
