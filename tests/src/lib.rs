@@ -317,6 +317,31 @@ impl ControlPlane {
         self.get(&format!("/api/v1/agents/{id}")).await.1
     }
 
+    /// Signs in as the first admin; returns (cookie, csrf token).
+    pub async fn sign_in(&self) -> (String, String) {
+        let resp = self
+            .http
+            .post(format!("{}/api/v1/auth/login", self.api()))
+            .json(&serde_json::json!({ "username": "admin", "password": self.admin_password }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+        let cookie = resp.headers()["set-cookie"].to_str().unwrap().split(';').next().unwrap().to_owned();
+        let me: Value = resp.json().await.unwrap();
+        (cookie, me["csrf_token"].as_str().unwrap().to_owned())
+    }
+
+    /// Polls an exec job until every run has finished.
+    pub async fn wait_exec(&self, id: &str) -> Value {
+        eventually(Duration::from_secs(60), "the exec job to finish", || async {
+            let (_, job) = self.get(&format!("/api/v1/exec/{id}")).await;
+            let done = job["runs"].as_array().is_some_and(|runs| runs.iter().all(|r| r["state"] != "pending" && r["state"] != "running"));
+            done.then_some(job)
+        })
+        .await
+    }
+
     /// Runs the admin CLI against this control plane.
     pub async fn cli(&self, args: &[&str]) -> std::process::Output {
         Command::new(bin("sovereign"))
