@@ -23,12 +23,16 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 : "${BENCH_LOAD_WINDOW:=120}"       # s, capacity window
 : "${BENCH_RAMP_TIMEOUT:=900}"      # s, longest wait for the agents to connect
 : "${BENCH_PLATEAU:=90}"            # s without growth in agents online = the most this machine holds
-: "${BENCH_INTERVAL:=10s}"          # simulated agents' summary interval
+: "${BENCH_INTERVAL:=10s}"          # simulated agents' summary interval (whole seconds)
+: "${BENCH_SERIES:=30}"             # series per simulated metric point
 : "${BENCH_AGENT_MIN:=1}"           # also build and size --profile agent-min
 : "${BENCH_AGENT_MIN_TIMEOUT:=1800}"
 : "${BENCH_SKIP_BUILD:=0}"
+: "${BENCH_CP_ENV:=}"               # extra env for the capacity control plane, e.g. "MALLOC_ARENA_MAX=2"
 : "${BENCH_OUT:=$ROOT/BENCHMARKS.md}"  # "-" prints only
-RELEASE="$ROOT/target/release"
+# Where the binaries are; with BENCH_SKIP_BUILD=1 they are used as they are.
+: "${BENCH_BIN_DIR:=$ROOT/target/release}"
+RELEASE=$BENCH_BIN_DIR
 NODE_EXPORTER=/usr/bin/prometheus-node-exporter
 CLK_TCK=$(getconf CLK_TCK)
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/sovereign-bench.XXXXXX")
@@ -82,6 +86,10 @@ rss_kb() { # VmRSS of PID in KiB (0 if gone), no fork
         [[ $k == VmRSS: ]] && { echo "$v"; return; }
     done <"/proc/$1/status" 2>/dev/null
     echo 0
+}
+
+status_kb() { # status_kb PID FIELD -> KiB (0 if absent)
+    awk -v f="$2:" '$1 == f { print $2; found = 1 } END { if (!found) print 0 }' "/proc/$1/status" 2>/dev/null || echo 0
 }
 
 cpu_ticks() { # utime+stime of PID, in clock ticks
@@ -173,16 +181,50 @@ COMMIT=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
 git -C "$ROOT" diff --quiet HEAD 2>/dev/null || COMMIT="$COMMIT + uncommitted changes"
 NE_VERSION=$("$NODE_EXPORTER" --version 2>&1 | awk 'NR == 1 { print $3 }')
 
+# --- (b) binary size (first: the agent-min build is also measured in (a)) ----
+
+AGENT_SIZE=$(stat -c %s "$RELEASE/sovereign-agent")
+CP_SIZE=$(stat -c %s "$RELEASE/sovereign")
+AGENT_STRIPPED=$(file -b "$RELEASE/sovereign-agent" 2>/dev/null | grep -o 'not stripped\|stripped' || echo "?")
+MIN_BIN="$ROOT/target/agent-min/sovereign-agent"
+MIN_SIZE=""
+MIN_NOTE="not built (BENCH_AGENT_MIN=0)"
+if [[ $BENCH_AGENT_MIN == 1 && $BENCH_SKIP_BUILD == 1 ]]; then
+    [[ -x $MIN_BIN ]] && MIN_NOTE="existing build" || MIN_NOTE="not built (BENCH_SKIP_BUILD=1)"
+elif [[ $BENCH_AGENT_MIN == 1 ]]; then
+    log "(b) building --profile agent-min (timeout ${BENCH_AGENT_MIN_TIMEOUT}s)"
+    S=$(now)
+    if timeout "$BENCH_AGENT_MIN_TIMEOUT" cargo build --profile agent-min -p sovereign-agent >&2; then
+        MIN_NOTE="cargo build: $(calc "%.0f" "$(now) - $S") s, 0 when already up to date"
+    else
+        MIN_NOTE="did not build within ${BENCH_AGENT_MIN_TIMEOUT}s"
+        rm -f "$MIN_BIN"
+    fi
+fi
+if [[ $BENCH_AGENT_MIN == 1 && -x $MIN_BIN ]]; then
+    MIN_SIZE=$(stat -c %s "$MIN_BIN")
+fi
+
 # --- (a) agent footprint, next to prometheus-node-exporter ---------------------
 
-log "(a) agent footprint: control plane, one real agent, node exporter"
+log "(a) agent footprint: control plane, real agent(s), node exporter"
 start_cp cp-footprint
-new_token 1
-"$RELEASE/sovereign-agent" enroll --server "https://$CP_GRPC" --token "$TOKEN" --ca-sha256 "$CA_SHA" \
-    --state-dir "$WORK/agent" --machine-id bench-agent --hostname bench-agent >"$WORK/enroll.out" 2>&1 ||
-    die "agent enrollment failed: $(cat "$WORK/enroll.out")"
-bg agent "$RELEASE/sovereign-agent" run --state-dir "$WORK/agent"
+new_token 2
+# enroll_agent NAME BINARY: enrolls a real agent with its own state dir.
+enroll_agent() {
+    "$2" enroll --server "https://$CP_GRPC" --token "$TOKEN" --ca-sha256 "$CA_SHA" \
+        --state-dir "$WORK/$1" --machine-id "$1" --hostname "$1" >"$WORK/enroll-$1.out" 2>&1 ||
+        die "agent enrollment failed: $(cat "$WORK/enroll-$1.out")"
+}
+enroll_agent bench-agent "$RELEASE/sovereign-agent"
+bg agent "$RELEASE/sovereign-agent" run --state-dir "$WORK/bench-agent"
 AGENT_PID=$LAST_PID
+MIN_PID=""
+if [[ -n $MIN_SIZE ]]; then
+    enroll_agent bench-agent-min "$MIN_BIN"
+    bg agent-min "$MIN_BIN" run --state-dir "$WORK/bench-agent-min"
+    MIN_PID=$LAST_PID
+fi
 NE_PORT=$(free_port)
 bg node-exporter "$NODE_EXPORTER" "--web.listen-address=127.0.0.1:$NE_PORT"
 NE_PID=$LAST_PID
@@ -193,46 +235,40 @@ SCRAPER=$LAST_PID
 
 log "warm-up ${BENCH_WARMUP}s, then a ${BENCH_WINDOW}s window"
 sleep "$BENCH_WARMUP"
-kill -0 "$AGENT_PID" 2>/dev/null || die "the agent exited: $(tail -5 "$WORK/agent.err")"
+for pid in "$AGENT_PID" $MIN_PID; do
+    kill -0 "$pid" 2>/dev/null || die "an agent exited: $(tail -5 "$WORK/agent.err")"
+done
+FOOT_PIDS=("$AGENT_PID" "$NE_PID" $MIN_PID)
 POINTS0=$(metric "$CP_API" sovereign_metric_points_ingested_total)
 SCRAPES0=$(wc -l <"$WORK/scrapes.log")
-A_T0=$(cpu_ticks "$AGENT_PID"); N_T0=$(cpu_ticks "$NE_PID"); T0=$(now)
-bg sampler-a sampler "$WORK/rss-a.log" "$AGENT_PID" "$NE_PID"
+declare -A TICKS0 TICKS1
+for pid in "${FOOT_PIDS[@]}"; do TICKS0[$pid]=$(cpu_ticks "$pid"); done
+T0=$(now)
+bg sampler-a sampler "$WORK/rss-a.log" "${FOOT_PIDS[@]}"
 SAMPLER=$LAST_PID
 sleep "$BENCH_WINDOW"
-A_T1=$(cpu_ticks "$AGENT_PID"); N_T1=$(cpu_ticks "$NE_PID"); T1=$(now)
+for pid in "${FOOT_PIDS[@]}"; do TICKS1[$pid]=$(cpu_ticks "$pid"); done
+T1=$(now)
 kill "$SAMPLER" 2>/dev/null || true
 POINTS1=$(metric "$CP_API" sovereign_metric_points_ingested_total)
 SCRAPES1=$(wc -l <"$WORK/scrapes.log")
 SCRAPES_OK=$(tail -n +"$((SCRAPES0 + 1))" "$WORK/scrapes.log" | grep -c '^200$' || true)
 AGENT_ONLINE=$(metric "$CP_API" sovereign_agents_online)
-read -r A_RSS_AVG A_RSS_MAX < <(rss_stats "$WORK/rss-a.log" "$AGENT_PID")
-read -r N_RSS_AVG N_RSS_MAX < <(rss_stats "$WORK/rss-a.log" "$NE_PID")
-A_HWM=$(awk '/VmHWM/ { print $2 }' "/proc/$AGENT_PID/status" 2>/dev/null || echo 0)
-A_CPU=$(pct "$A_T0" "$A_T1" "$T0" "$T1")
-N_CPU=$(pct "$N_T0" "$N_T1" "$T0" "$T1")
 WIN_A=$(calc "%.0f" "$T1 - $T0")
-log "agent: RSS avg $(mib "$A_RSS_AVG") MiB max $(mib "$A_RSS_MAX") MiB, CPU $A_CPU %; node exporter: RSS avg $(mib "$N_RSS_AVG") MiB, CPU $N_CPU %"
-for pid in "$SCRAPER" "$AGENT_PID" "$NE_PID" "$CP_PID"; do kill -TERM "$pid" 2>/dev/null || true; done
-sleep 1
-
-# --- (b) binary size ---------------------------------------------------------
-
-AGENT_SIZE=$(stat -c %s "$RELEASE/sovereign-agent")
-CP_SIZE=$(stat -c %s "$RELEASE/sovereign")
-AGENT_STRIPPED=$(file -b "$RELEASE/sovereign-agent" 2>/dev/null | grep -o 'not stripped\|stripped' || echo "?")
-MIN_SIZE=""
-MIN_NOTE="not built (BENCH_AGENT_MIN=0)"
-if [[ $BENCH_AGENT_MIN == 1 ]]; then
-    log "(b) building --profile agent-min (timeout ${BENCH_AGENT_MIN_TIMEOUT}s)"
-    S=$(now)
-    if timeout "$BENCH_AGENT_MIN_TIMEOUT" cargo build --profile agent-min -p sovereign-agent >&2; then
-        MIN_SIZE=$(stat -c %s "$ROOT/target/agent-min/sovereign-agent")
-        MIN_NOTE="built in $(calc "%.0f" "$(now) - $S") s"
-    else
-        MIN_NOTE="did not build within ${BENCH_AGENT_MIN_TIMEOUT}s"
-    fi
+# footprint PID -> "rss_avg rss_max cpu% anon file hwm"
+footprint() {
+    local avg max
+    read -r avg max < <(rss_stats "$WORK/rss-a.log" "$1")
+    echo "$avg $max $(pct "${TICKS0[$1]}" "${TICKS1[$1]}" "$T0" "$T1") $(status_kb "$1" RssAnon) $(status_kb "$1" RssFile) $(status_kb "$1" VmHWM)"
+}
+read -r A_RSS_AVG A_RSS_MAX A_CPU A_ANON A_FILE A_HWM < <(footprint "$AGENT_PID")
+read -r N_RSS_AVG N_RSS_MAX N_CPU N_ANON N_FILE _ < <(footprint "$NE_PID")
+if [[ -n $MIN_PID ]]; then
+    read -r M_RSS_AVG M_RSS_MAX M_CPU M_ANON M_FILE _ < <(footprint "$MIN_PID")
 fi
+log "agent: RSS avg $(mib "$A_RSS_AVG") MiB max $(mib "$A_RSS_MAX") MiB, CPU $A_CPU %; node exporter: RSS avg $(mib "$N_RSS_AVG") MiB, CPU $N_CPU %"
+for pid in "$SCRAPER" "${FOOT_PIDS[@]}" "$CP_PID"; do kill -TERM "$pid" 2>/dev/null || true; done
+sleep 1
 
 # --- (c) control plane capacity ------------------------------------------------
 
@@ -240,8 +276,10 @@ log "(c) capacity: fresh control plane (SQLite), $BENCH_AGENTS simulated agents"
 # The default enrollment limit (30/min per source address, burst 20) would
 # make 10k enrollments from one address take 5.5 h: lift it for this run.
 export SOVEREIGN_ENROLL_RATE=1000000 SOVEREIGN_ENROLL_BURST=1000000
+for kv in $BENCH_CP_ENV; do export "${kv?}"; done
 start_cp cp-capacity
 unset SOVEREIGN_ENROLL_RATE SOVEREIGN_ENROLL_BURST
+for kv in $BENCH_CP_ENV; do unset "${kv%%=*}"; done
 sleep 5
 bg sampler-idle sampler "$WORK/rss-idle.log" "$CP_PID"
 sleep 10
@@ -249,7 +287,7 @@ kill "$LAST_PID" 2>/dev/null || true
 read -r CP_IDLE _ < <(rss_stats "$WORK/rss-idle.log" "$CP_PID")
 new_token "$BENCH_AGENTS"
 LG=("$RELEASE/sovereign-loadgen" --server "https://$CP_GRPC" --ca-sha256 "$CA_SHA" --agents "$BENCH_AGENTS"
-    --interval "$BENCH_INTERVAL" --prefix bench --state-file "$WORK/loadgen-state.json")
+    --interval "$BENCH_INTERVAL" --series "$BENCH_SERIES" --prefix bench --state-file "$WORK/loadgen-state.json")
 log "enrolling $BENCH_AGENTS agents"
 SOVEREIGN_JOIN_TOKEN=$TOKEN "${LG[@]}" --enroll-only >"$WORK/lg-enroll.json" 2>"$WORK/lg-enroll.err" || true
 ENROLLED=$(jq -r '.enrolled // 0' "$WORK/lg-enroll.json" 2>/dev/null || echo 0)
@@ -282,6 +320,7 @@ RAMP_S=$(calc "%.0f" "$(now) - $S")
 log "ramp ended after ${RAMP_S}s ($RAMP_END); warm-up ${BENCH_LOAD_WARMUP}s, window ${BENCH_LOAD_WINDOW}s"
 sleep "$BENCH_LOAD_WARMUP"
 P0=$(metric "$CP_API" sovereign_metric_points_ingested_total)
+DB0=$(du -sk "$CP_DIR" | awk '{ print $1 }')
 B0=$(metric "$CP_API" sovereign_metric_batches_ingested_total)
 E0=$(metric "$CP_API" sovereign_metric_ingest_errors_total)
 O0=$(metric "$CP_API" sovereign_agent_sessions_opened_total)
@@ -299,6 +338,8 @@ done
 C_T1=$(cpu_ticks "$CP_PID"); L_T1=$(cpu_ticks "$LG_PID"); T1=$(now)
 kill "$SAMPLER" 2>/dev/null || true
 P1=$(metric "$CP_API" sovereign_metric_points_ingested_total)
+DB1=$(du -sk "$CP_DIR" | awk '{ print $1 }')
+C_ANON=$(status_kb "$CP_PID" RssAnon); C_FILE=$(status_kb "$CP_PID" RssFile); C_THREADS=$(status_kb "$CP_PID" Threads)
 B1=$(metric "$CP_API" sovereign_metric_batches_ingested_total)
 E1=$(metric "$CP_API" sovereign_metric_ingest_errors_total)
 O1=$(metric "$CP_API" sovereign_agent_sessions_opened_total)
@@ -324,11 +365,41 @@ LG_ERRORS=$(jq -c '.errors // {}' "$WORK/loadgen.out" 2>/dev/null || echo '{}')
 LG_EXAMPLES=$(jq -r '(.error_examples // {}) | to_entries[] | "  - `\(.key)`: \(.value)"' "$WORK/loadgen.out" 2>/dev/null || true)
 LG_CONNECTED_AFTER=$(jq -r '.all_connected_after_s_of_run // "never"' "$WORK/loadgen.out" 2>/dev/null || echo n/a)
 DB_SIZE=$(du -sk "$CP_DIR" | awk '{ print $1 }')
+CP_ENV_NOTE=""
+[[ -z $BENCH_CP_ENV ]] || CP_ENV_NOTE=" Extra environment for this control plane: \`$BENCH_CP_ENV\`."
 CP_ERR_LINES=$(grep -cE ' (WARN|ERROR) ' "$WORK/cp-capacity.err" || true)
-CP_ERR_TOP=$(grep -E ' (WARN|ERROR) ' "$WORK/cp-capacity.err" | sed -E 's/^[^ ]+ +//; s/agent_id=[^ ]+//g; s/conn=[0-9]+//g; s/remote=[^ ]+//g' | cut -c1-160 | sort | uniq -c | sort -rn | head -5 || true)
+CP_ERR_TOP=$(grep -E ' (WARN|ERROR) ' "$WORK/cp-capacity.err" | sed -E 's/\x1b\[[0-9;]*m//g; s/^[^ ]+ +//; s/agent_id=[^ ]+//g; s/conn=[0-9]+//g; s/remote=[^ ]+//g; s/[0-9]+(\.[0-9]+)?/N/g' | cut -c1-150 | sort | uniq -c | sort -rn | head -5 || true)
+DB_RATE_KB=$(calc "%.0f" "($DB1 - $DB0) / $WIN_C")
+DB_48H_GB=$(calc "%.0f" "($DB1 - $DB0) / $WIN_C * 172800 / 1048576")
 log "held $HELD (max $ON_MAX), CP RSS $(mib "$CP_LOAD") MiB, CPU $CP_CPU %, $PTS_S points/s"
 
 # --- report ------------------------------------------------------------------
+
+A_RSS_LIMIT=8192 # KiB
+
+if [[ -n $MIN_PID ]]; then
+    FOOT_TABLE="| | sovereign-agent (release) | sovereign-agent (agent-min) | prometheus-node-exporter |
+|---|---:|---:|---:|
+| RSS avg | $(mib "$A_RSS_AVG") MiB | $(mib "$M_RSS_AVG") MiB | $(mib "$N_RSS_AVG") MiB |
+| RSS max | $(mib "$A_RSS_MAX") MiB | $(mib "$M_RSS_MAX") MiB | $(mib "$N_RSS_MAX") MiB |
+| of which anonymous / file-backed (end of window) | $(mib "$A_ANON") / $(mib "$A_FILE") MiB | $(mib "$M_ANON") / $(mib "$M_FILE") MiB | $(mib "$N_ANON") / $(mib "$N_FILE") MiB |
+| CPU (% of one core) | $A_CPU % | $M_CPU % | $N_CPU % |
+| Work done in the window | $((POINTS1 - POINTS0)) summaries stored by the control plane (both agents) | | $SCRAPES_OK successful scrapes of $((SCRAPES1 - SCRAPES0)) |"
+else
+    FOOT_TABLE="| | sovereign-agent (release) | prometheus-node-exporter |
+|---|---:|---:|
+| RSS avg | $(mib "$A_RSS_AVG") MiB | $(mib "$N_RSS_AVG") MiB |
+| RSS max | $(mib "$A_RSS_MAX") MiB | $(mib "$N_RSS_MAX") MiB |
+| of which anonymous / file-backed (end of window) | $(mib "$A_ANON") / $(mib "$A_FILE") MiB | $(mib "$N_ANON") / $(mib "$N_FILE") MiB |
+| CPU (% of one core) | $A_CPU % | $N_CPU % |
+| Work done in the window | $((POINTS1 - POINTS0)) summaries stored by the control plane | $SCRAPES_OK successful scrapes of $((SCRAPES1 - SCRAPES0)) |"
+fi
+MIN_VERDICT_ROWS=""
+if [[ -n $MIN_PID ]]; then
+    MIN_VERDICT_ROWS="
+| agent-min build ≤ 8 MB RSS | max $(mib "$M_RSS_MAX") MiB | $(verdict "$M_RSS_MAX <= $A_RSS_LIMIT") |
+| agent-min build ≤ 0.2 % of a core | $M_CPU % | $(verdict "$M_CPU <= 0.2") |"
+fi
 
 if ((HELD >= 10000)) && [[ $PER_AGENT_KB != n/a ]]; then
     CAPACITY_VERDICT=$(verdict "$PER_AGENT_KB <= 64")
@@ -341,7 +412,6 @@ EXAMPLES_MD=""
 CP_LOG_MD="Control plane WARN/ERROR log lines during the capacity run: $CP_ERR_LINES."
 [[ -z $CP_ERR_TOP ]] || CP_LOG_MD+=$' Most frequent:\n\n'"$FENCE"$'\n'"$CP_ERR_TOP"$'\n'"$FENCE"
 
-A_RSS_LIMIT=8192 # KiB
 REPORT=$(cat <<EOF
 # Benchmarks
 
@@ -349,9 +419,9 @@ Reproduce with \`scripts/bench.sh\` from the repository root (it builds the
 release binaries, runs everything on 127.0.0.1 with temp dirs, and rewrites
 this file). Settings of this run: \`BENCH_AGENTS=$BENCH_AGENTS BENCH_WARMUP=$BENCH_WARMUP
 BENCH_WINDOW=$BENCH_WINDOW BENCH_LOAD_WARMUP=$BENCH_LOAD_WARMUP BENCH_LOAD_WINDOW=$BENCH_LOAD_WINDOW
-BENCH_INTERVAL=$BENCH_INTERVAL BENCH_AGENT_MIN=$BENCH_AGENT_MIN\`.
+BENCH_INTERVAL=$BENCH_INTERVAL BENCH_SERIES=$BENCH_SERIES BENCH_AGENT_MIN=$BENCH_AGENT_MIN${BENCH_CP_ENV:+ BENCH_CP_ENV=\"$BENCH_CP_ENV\"}\`.
 
-- Date: $DATE; commit $COMMIT
+- Date: $DATE; commit $COMMIT; binaries from \`${RELEASE#"$ROOT"/}\`
 - Machine: $MACHINE_CPUS CPUs (\`nproc\`), $MACHINE_MEM GiB RAM (\`free -g\`), $MACHINE_MODEL, Linux $MACHINE_KERNEL
 - Everything below ran on this one machine at the same time as the
   processes it measures: the control plane and the load generator shared
@@ -362,27 +432,21 @@ BENCH_INTERVAL=$BENCH_INTERVAL BENCH_AGENT_MIN=$BENCH_AGENT_MIN\`.
 
 ## Agent footprint
 
-One real \`sovereign-agent\` (release build) enrolled with a local control
-plane, default settings: every series sampled each **1 s**, 10 s
-summaries streamed over mutual TLS. Next to it, Debian's
+Real \`sovereign-agent\` processes (the release build, and the agent-min
+build when it was built) enrolled with a local control plane, default
+settings: every series sampled each **1 s**, 10 s summaries streamed over
+mutual TLS. Next to them, Debian's
 \`prometheus-node-exporter\` $NE_VERSION (default collectors, listening on
 127.0.0.1) **scraped once per second by curl**, which is what 1 s sampling
-means for an exporter that reads the host only when scraped. Both measured
+means for an exporter that reads the host only when scraped. All measured
 over the same ${WIN_A} s window after a ${BENCH_WARMUP} s warm-up.
 
-| | sovereign-agent | prometheus-node-exporter |
-|---|---:|---:|
-| RSS avg | $(mib "$A_RSS_AVG") MiB | $(mib "$N_RSS_AVG") MiB |
-| RSS max | $(mib "$A_RSS_MAX") MiB | $(mib "$N_RSS_MAX") MiB |
-| CPU (% of one core) | $A_CPU % | $N_CPU % |
-| Work done in the window | $((POINTS1 - POINTS0)) summaries stored by the control plane | $SCRAPES_OK successful scrapes of $((SCRAPES1 - SCRAPES0)) |
-
-Agent peak RSS over its whole life (VmHWM): $(mib "$A_HWM") MiB; agents online at the end: $AGENT_ONLINE.
+$FOOT_TABLE
 
 | Target | Measured | Result |
 |---|---|---|
 | agent ≤ 8 MB RSS | max $(mib "$A_RSS_MAX") MiB | $(verdict "$A_RSS_MAX <= $A_RSS_LIMIT") |
-| agent ≤ 0.2 % of a core | $A_CPU % | $(verdict "$A_CPU <= 0.2") |
+| agent ≤ 0.2 % of a core | $A_CPU % | $(verdict "$A_CPU <= 0.2") |$MIN_VERDICT_ROWS
 
 ## Binary size
 
@@ -400,7 +464,7 @@ because every simulated agent enrolls from 127.0.0.1) and
 \`sovereign-loadgen\` simulating $BENCH_AGENTS agents: one key, one
 enrollment and one mutual-TLS gRPC connection each, a metric batch of one
 point with $SERIES series every $BENCH_INTERVAL (spread evenly), heartbeats
-every 15 s. **Both processes ran on this one $MACHINE_CPUS-core machine.** RLIMIT_NOFILE: $NOFILE.
+every 15 s. **Both processes ran on this one $MACHINE_CPUS-core machine.** RLIMIT_NOFILE: $NOFILE.$CP_ENV_NOTE
 
 | | |
 |---|---:|
@@ -410,14 +474,14 @@ every 15 s. **Both processes ran on this one $MACHINE_CPUS-core machine.** RLIMI
 | **Agents held** (\`sovereign_agents_online\`, min / max over the ${WIN_C} s window) | **$HELD** / $ON_MAX (at the end: $ON_END) |
 | Control plane RSS idle (fresh, no agents) | $(mib "$CP_IDLE") MiB |
 | Control plane RSS after enrollment (agents known, none connected) | $(mib "$CP_ENROLLED") MiB |
-| Control plane RSS loaded (avg / max) | $(mib "$CP_LOAD") / $(mib "$CP_LOAD_MAX") MiB |
+| Control plane RSS loaded (avg / max) | $(mib "$CP_LOAD") / $(mib "$CP_LOAD_MAX") MiB (at the end $(mib "$C_ANON") MiB anonymous + $(mib "$C_FILE") MiB file-backed; $C_THREADS threads) |
 | **RSS per agent**, (loaded − idle) / held | **$PER_AGENT_KB KiB** ($PER_AGENT_KB_ENR KiB counting from after enrollment) |
 | Control plane CPU | $CP_CPU % of one core (of $((MACHINE_CPUS * 100)) %) |
 | Metric points ingested (\`sovereign_metric_points_ingested_total\`) | $PTS_S points/s (expected $EXPECT_S/s for $HELD agents) |
 | **Metric samples ingested** (points/s × $SERIES series per point) | **$SAMPLES_S series values/s** |
 | Batches stored and acked | $BATCH_S/s; loadgen ack latency p50 $LG_ACK_P50 ms, p99 $LG_ACK_P99 ms |
 | Ingest errors / sessions opened during the window | $((E1 - E0)) / $((O1 - O0)) |
-| Database + CA directory after the run | $(calc "%.1f" "$DB_SIZE / 1024") MiB |
+| Data directory (SQLite + CA) | $(calc "%.1f" "$DB_SIZE / 1024") MiB after the run; grew $DB_RATE_KB KiB/s during the window (≈ $DB_48H_GB GiB for the default 48 h of raw points at this rate) |
 | Load generator (same machine) | CPU $LG_CPU % of one core, RSS $(mib "$LG_RSS") MiB |
 
 Load generator errors over the whole run: \`$LG_ERRORS\`; enrollment errors: \`$ENROLL_ERRORS\`.

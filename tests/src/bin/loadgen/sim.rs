@@ -290,6 +290,10 @@ impl SimAgent {
             }
             // Simulated certificates outlive any run: renewal is never asked for.
             Control::Renewed(_) => Flow::Continue,
+            Control::Exec(e) => {
+                self.on_exec(msg.id, &e, out, stats);
+                Flow::Continue
+            }
             Control::OpenSession(_) | Control::Cancel(_) | Control::Update(_) => {
                 stats.error(ErrorKind::UnsupportedRequest, || {
                     format!("control message id {} is not simulated", msg.id)
@@ -303,6 +307,20 @@ impl SimAgent {
                 Flow::Continue
             }
         }
+    }
+
+    /// Remote exec is not simulated yet: the run is reported as one that
+    /// could not start, so the control plane's record of it completes.
+    fn on_exec(&mut self, id: u64, e: &pb::ExecRequest, out: &Outbound<'_>, stats: &Stats) {
+        stats.error(ErrorKind::UnsupportedRequest, || {
+            format!("exec {} (message id {id}) is not simulated", e.exec_id)
+        });
+        let result = pb::ExecResult {
+            exec_id: e.exec_id.clone(),
+            error: "exec is not supported by the load generator".into(),
+            ..Default::default()
+        };
+        out.send(0, Body::ExecResult(result));
     }
 
     fn on_welcome(&mut self, w: &pb::Welcome) -> Flow {

@@ -186,7 +186,9 @@ impl Stats {
             && let Ok(mut ex) = self.examples.lock()
         {
             let mut msg = message();
-            msg.truncate(400);
+            if let Some((cut, _)) = msg.char_indices().nth(400) {
+                msg.truncate(cut);
+            }
             ex.entry(kind.name()).or_insert(msg);
         }
     }
@@ -237,5 +239,10 @@ mod tests {
             Some("first")
         );
         assert_eq!(s.error_total(), 2);
+        s.error(ErrorKind::Key, || "é".repeat(1000));
+        assert_eq!(
+            s.examples().get("key").map(|m| m.chars().count()),
+            Some(400)
+        );
     }
 }
