@@ -20,8 +20,11 @@ if [ ! -f web/dist/index.html ] || [ -n "$(find web/src web/index.html web/packa
   npm --prefix web run build
 fi
 echo "==> Building the binaries (release; the first build takes several minutes)"
-cargo build --release --locked -p sovereign -p sovereign-agent
+cargo build --release --locked -p sovereign
+# The agent ships in its size-optimised profile (see BENCHMARKS.md).
+cargo build --profile agent-min --locked -p sovereign-agent
 BIN="$PWD/target/release"
+AGENT_BIN="$PWD/target/agent-min"
 mkdir -p "$DATA"
 
 pids=()
@@ -44,11 +47,11 @@ if [ ! -f "$DATA/agent/agent.toml" ]; then
   out=$("$BIN/sovereign" token create --api "http://$API" --data-dir "$DATA" --label source=up.sh --ttl 10m)
   secret=$(printf '%s\n' "$out" | sed -n 's/^Secret (shown once): //p')
   hash=$(printf '%s\n' "$out" | sed -n 's/^CA SHA-256: //p')
-  "$BIN/sovereign-agent" enroll --server "https://$GRPC" --token "$secret" --ca-sha256 "$hash" --state-dir "$DATA/agent"
+  "$AGENT_BIN/sovereign-agent" enroll --server "https://$GRPC" --token "$secret" --ca-sha256 "$hash" --state-dir "$DATA/agent"
 fi
 
 echo "==> Starting the agent (logs: $DATA/agent.log)"
-"$BIN/sovereign-agent" run --state-dir "$DATA/agent" 2> "$DATA/agent.log" &
+"$AGENT_BIN/sovereign-agent" run --state-dir "$DATA/agent" 2> "$DATA/agent.log" &
 pids+=($!)
 
 TOKEN=$(cat "$DATA/admin.token")

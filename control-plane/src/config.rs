@@ -111,8 +111,8 @@ pub static SPECS: &[Spec] = &[
         key: "metrics.points_retention",
         env: "SOVEREIGN_POINTS_RETENTION",
         flag: None,
-        default: "48h",
-        help: "How long raw metric points (one per agent per summary window) are kept.",
+        default: "6h",
+        help: "How long raw metric points (one per agent per summary window) are kept; longer ranges read the 1-minute rollups. About 1.4 KB per agent per 10 s.",
     },
     Spec {
         key: "metrics.rollup_retention",
@@ -125,14 +125,14 @@ pub static SPECS: &[Spec] = &[
         key: "enroll.rate_per_minute",
         env: "SOVEREIGN_ENROLL_RATE",
         flag: None,
-        default: "30",
-        help: "Enrollment attempts allowed per source address per minute.",
+        default: "600",
+        help: "Enrollment attempts allowed per source address per minute (a whole fleet behind one NAT address enrolls at this rate).",
     },
     Spec {
         key: "enroll.burst",
         env: "SOVEREIGN_ENROLL_BURST",
         flag: None,
-        default: "20",
+        default: "200",
         help: "Enrollment attempts a source address may make at once before the rate applies.",
     },
     Spec {

@@ -45,6 +45,7 @@ pub struct Gateway {
     pub shutdown: CancellationToken,
     pub exec_hub: crate::exec::Hub,
     pub terminals: crate::terminal::Relay,
+    pub names: crate::metrics::Names,
     conn_seq: AtomicU64,
 }
 
@@ -75,6 +76,7 @@ impl Gateway {
             shutdown,
             exec_hub,
             terminals,
+            names: crate::metrics::Names::default(),
             conn_seq: AtomicU64::new(1),
         }
     }

@@ -8,6 +8,8 @@
 
 mod ingest;
 
+use std::sync::Arc;
+
 pub use ingest::{Ingest, IngestJob, spawn_ingest};
 
 /// Longest accepted series name, in bytes.
@@ -18,10 +20,37 @@ pub const MAX_SERIES_PER_POINT: usize = 1024;
 pub const MAX_POINTS_PER_BATCH: usize = 512;
 pub const ROLLUP_MS: i64 = 60_000;
 
+/// Interns series names so thousands of agents reporting `cpu` or
+/// `mem.used` share one allocation per name. Bounded; past the bound names
+/// are simply not shared. The lock is held for a hash lookup only.
+#[derive(Debug, Default)]
+pub struct Names {
+    set: std::sync::Mutex<std::collections::HashSet<Arc<str>>>,
+}
+
+const MAX_INTERNED: usize = 100_000;
+
+impl Names {
+    pub fn intern(&self, name: String) -> Arc<str> {
+        let Ok(mut set) = self.set.lock() else {
+            return name.into();
+        };
+        if let Some(shared) = set.get(name.as_str()) {
+            return shared.clone();
+        }
+        let shared: Arc<str> = name.into();
+        if set.len() < MAX_INTERNED {
+            set.insert(shared.clone());
+        }
+        shared
+    }
+}
+
 /// One series' summary over a window.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Stat {
-    pub series: String,
+    /// Shared: most hosts report the same names (see `Names`).
+    pub series: Arc<str>,
     pub min: f64,
     pub avg: f64,
     pub max: f64,
@@ -80,7 +109,7 @@ impl Point {
                 ));
             }
             if !(s.min.is_finite() && s.avg.is_finite() && s.max.is_finite()) {
-                return Err(MetricsError::NotFinite(s.series.clone()));
+                return Err(MetricsError::NotFinite(s.series.to_string()));
             }
         }
         Ok(())
@@ -90,7 +119,7 @@ impl Point {
 /// The three numbers a fleet overview shows, in percent: CPU, memory used of
 /// total, and the fullest of the root filesystem (or, without one, of all).
 pub fn headline(stats: &[Stat]) -> (f32, f32, f32) {
-    let get = |name: &str| stats.iter().find(|s| s.series == name).map(|s| s.avg);
+    let get = |name: &str| stats.iter().find(|s| &*s.series == name).map(|s| s.avg);
     let pct = |used: f64, total: f64| {
         if total > 0.0 {
             (used / total * 100.0).clamp(0.0, 100.0)
@@ -164,7 +193,7 @@ pub fn decode(mut bytes: &[u8]) -> Vec<Stat> {
             break;
         }
         stats.push(Stat {
-            series: name,
+            series: Arc::from(name),
             min: vals[0],
             avg: vals[1],
             max: vals[2],
@@ -190,7 +219,7 @@ pub fn merge_into(acc: &mut Stat, s: &Stat) {
 /// Merges whole points (each a list of stats) into one list, series by series.
 pub fn merge_points<'a>(points: impl IntoIterator<Item = &'a [Stat]>) -> Vec<Stat> {
     let mut merged: Vec<Stat> = Vec::new();
-    let mut index: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+    let mut index: std::collections::HashMap<Arc<str>, usize> = std::collections::HashMap::new();
     for stats in points {
         for s in stats {
             match index.get(&s.series) {
@@ -262,6 +291,15 @@ mod tests {
         merge_into(&mut a, &stat("cpu", 0.0, 50.0, 90.0, 30_000.0));
         assert_eq!((a.min, a.max, a.weight), (0.0, 90.0, 40_000.0));
         assert!((a.avg - 42.5).abs() < 1e-9);
+    }
+
+    #[test]
+    fn names_are_shared() {
+        let names = Names::default();
+        let a = names.intern("cpu".to_owned());
+        let b = names.intern("cpu".to_owned());
+        assert!(Arc::ptr_eq(&a, &b));
+        assert_eq!(&*names.intern("mem.used".to_owned()), "mem.used");
     }
 
     #[test]

@@ -92,7 +92,10 @@ fn labels_dto(l: &Labels) -> BTreeMap<String, String> {
 pub(super) fn point_dto(ts: i64, stats: &[Stat]) -> PointDto {
     PointDto {
         ts,
-        values: stats.iter().map(|s| (s.series.clone(), s.avg)).collect(),
+        values: stats
+            .iter()
+            .map(|s| (s.series.to_string(), s.avg))
+            .collect(),
     }
 }
 
@@ -269,12 +272,12 @@ pub async fn get(
         .ok_or(ApiError::NotFound("agent"))?;
     let live = s.fleet.get(&id).await.map(|h| h.state.borrow().clone());
     let series: Vec<String> = match live.as_ref().and_then(|l| l.latest.clone()) {
-        Some(p) => p.stats.iter().map(|st| st.series.clone()).collect(),
+        Some(p) => p.stats.iter().map(|st| st.series.to_string()).collect(),
         None => s
             .store
             .latest_point(&id)
             .await?
-            .map(|(_, stats)| stats.into_iter().map(|st| st.series).collect())
+            .map(|(_, stats)| stats.into_iter().map(|st| st.series.to_string()).collect())
             .unwrap_or_default(),
     };
     let mut dto = agent_dto(agent, live.as_ref(), true);
@@ -404,7 +407,7 @@ pub async fn metrics(
     let samples = rows.into_iter().filter_map(|(ts, stats)| {
         stats
             .into_iter()
-            .find(|st| st.series == q.series)
+            .find(|st| *st.series == *q.series)
             .map(|st| (ts, st))
     });
     let buckets: Vec<Bucket> = metrics::bucketize(samples, step_ms);

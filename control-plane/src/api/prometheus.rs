@@ -24,7 +24,7 @@ pub async fn export(State(s): State<SharedState>) -> Result<Response, ApiError> 
         for stat in &point.stats {
             let (name, instance) = match stat.series.split_once(':') {
                 Some((n, i)) => (n, Some(i)),
-                None => (stat.series.as_str(), None),
+                None => (&*stat.series, None),
             };
             let metric = metric_name(name);
             let mut labels = format!(

@@ -4,7 +4,7 @@ use sovereign_proto::v1 as pb;
 
 use crate::exec::{AgentExecEvent, Outcome};
 use crate::fleet::{self, HostFacts, Push};
-use crate::metrics::{Point, Stat};
+use crate::metrics::{Names, Point, Stat};
 use crate::terminal::{FromAgent, ToAgent};
 
 pub fn facts(f: pb::HostFacts) -> HostFacts {
@@ -23,7 +23,7 @@ pub fn facts(f: pb::HostFacts) -> HostFacts {
     .sanitized()
 }
 
-pub fn point(p: pb::MetricPoint) -> Point {
+pub fn point(p: pb::MetricPoint, names: &Names) -> Point {
     let weight = f64::from(p.interval_ms.max(1));
     Point {
         ts_ms: p.ts_ms,
@@ -32,7 +32,7 @@ pub fn point(p: pb::MetricPoint) -> Point {
             .values
             .into_iter()
             .map(|v| Stat {
-                series: v.series,
+                series: names.intern(v.series),
                 min: v.min,
                 avg: v.avg,
                 max: v.max,

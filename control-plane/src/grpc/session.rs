@@ -279,7 +279,7 @@ async fn handle_message(
             }
             let mut points = Vec::with_capacity(batch.points.len());
             for p in batch.points {
-                let p = convert::point(p);
+                let p = convert::point(p, &g.names);
                 match p.validate() {
                     Ok(()) => points.push(p),
                     Err(e) => {
@@ -328,7 +328,7 @@ async fn handle_message(
             let points: Vec<_> = samples
                 .points
                 .into_iter()
-                .map(convert::point)
+                .map(|p| convert::point(p, &g.names))
                 .filter(|p| p.validate().is_ok())
                 .collect();
             if live.receiver_count() > 0 && !points.is_empty() {
