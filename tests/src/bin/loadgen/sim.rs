@@ -309,15 +309,28 @@ impl SimAgent {
         }
     }
 
-    /// Remote exec is not simulated yet: the run is reported as one that
-    /// could not start, so the control plane's record of it completes.
+    /// Answers a command the way a fast host would: one line of output (an
+    /// `uptime`-like line whatever was asked) and exit 0, so exec fan-out can
+    /// be measured against thousands of simulated agents.
     fn on_exec(&mut self, id: u64, e: &pb::ExecRequest, out: &Outbound<'_>, stats: &Stats) {
-        stats.error(ErrorKind::UnsupportedRequest, || {
-            format!("exec {} (message id {id}) is not simulated", e.exec_id)
-        });
+        let _ = (id, stats);
+        let line = format!(
+            " {} up 1 day,  1 user,  load average: 0.00, 0.01, 0.05\n",
+            self.creds.agent_id
+        );
+        let output = pb::ExecOutput {
+            exec_id: e.exec_id.clone(),
+            seq: 1,
+            stream: pb::ExecStream::Stdout as i32,
+            data: line.into_bytes(),
+        };
+        out.send(0, Body::ExecOutput(output));
         let result = pb::ExecResult {
             exec_id: e.exec_id.clone(),
-            error: "exec is not supported by the load generator".into(),
+            exit_code: Some(0),
+            duration_ms: 1,
+            last_seq: 1,
+            output_bytes: 60,
             ..Default::default()
         };
         out.send(0, Body::ExecResult(result));
