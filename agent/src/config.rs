@@ -6,6 +6,10 @@ use std::time::Duration;
 
 use sovereign_settings::{EnvSource, Layers, SettingsError, Spec};
 
+use crate::{exec, terminal};
+
+mod work;
+
 pub static SPECS: &[Spec] = &[
     Spec {
         key: "state_dir",
@@ -78,6 +82,69 @@ pub static SPECS: &[Spec] = &[
         help: "Longest reconnect delay.",
     },
     Spec {
+        key: "exec.default_timeout",
+        env: "SOVEREIGN_AGENT_EXEC_TIMEOUT",
+        flag: None,
+        default: "5m",
+        help: "Timeout of a command whose request names none (1s to 24h). On timeout the command's whole process group is killed.",
+    },
+    Spec {
+        key: "exec.max_output_bytes",
+        env: "SOVEREIGN_AGENT_EXEC_MAX_OUTPUT",
+        flag: None,
+        default: "1MiB",
+        help: "Output (stdout + stderr) kept and sent per command, by default and at most (1KiB to 256MiB); beyond it output is drained and dropped, and the result says `truncated`.",
+    },
+    Spec {
+        key: "exec.max_concurrent",
+        env: "SOVEREIGN_AGENT_EXEC_MAX_CONCURRENT",
+        flag: None,
+        default: "8",
+        help: "Commands running at once on this machine (1 to 256); more wait in a queue.",
+    },
+    Spec {
+        key: "exec.history",
+        env: "SOVEREIGN_AGENT_EXEC_HISTORY",
+        flag: None,
+        default: "10000",
+        help: "How many command ids (with their results) the agent remembers on disk, so a re-sent id is answered instead of run again (100 to 1000000).",
+    },
+    Spec {
+        key: "terminal.shell",
+        env: "SOVEREIGN_AGENT_TERMINAL_SHELL",
+        flag: None,
+        default: "",
+        help: "Shell for terminals whose request names none (an absolute path). Empty: the user's login shell, else `$SHELL`, else `/bin/sh` (PowerShell on Windows).",
+    },
+    Spec {
+        key: "terminal.user",
+        env: "SOVEREIGN_AGENT_TERMINAL_USER",
+        flag: None,
+        default: "",
+        help: "User terminals run as when the request names none. Empty: the agent's own user. Another user needs the agent to run as root (and `setpriv` from util-linux).",
+    },
+    Spec {
+        key: "terminal.idle_timeout",
+        env: "SOVEREIGN_AGENT_TERMINAL_IDLE_TIMEOUT",
+        flag: None,
+        default: "5m",
+        help: "A terminal nobody is attached to is killed after this long (1s to 7d); until then a viewer can re-attach and see what it missed.",
+    },
+    Spec {
+        key: "terminal.replay_bytes",
+        env: "SOVEREIGN_AGENT_TERMINAL_REPLAY",
+        flag: None,
+        default: "256KiB",
+        help: "Output each terminal keeps for a re-attaching viewer (64KiB to 64MiB).",
+    },
+    Spec {
+        key: "terminal.max_sessions",
+        env: "SOVEREIGN_AGENT_TERMINAL_MAX_SESSIONS",
+        flag: None,
+        default: "16",
+        help: "Terminals open at once on this machine (1 to 256).",
+    },
+    Spec {
         key: "log.format",
         env: "SOVEREIGN_AGENT_LOG_FORMAT",
         flag: None,
@@ -99,6 +166,8 @@ pub struct Config {
     pub backoff_initial: Duration,
     pub backoff_cap: Duration,
     pub log_json: bool,
+    pub exec: exec::Settings,
+    pub terminal: terminal::Settings,
 }
 
 impl Config {
@@ -158,6 +227,8 @@ impl Config {
             }
             Ok(v)
         };
+        let exec = work::exec(&l)?;
+        let terminal = work::terminal(&l, &text)?;
         Ok(Self {
             state_dir,
             server,
@@ -174,6 +245,8 @@ impl Config {
                 "json" => Ok(true),
                 _ => Err("use text or json".into()),
             })?,
+            exec,
+            terminal,
         })
     }
 }
@@ -206,6 +279,55 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("--server"), "{err}");
+    }
+
+    #[test]
+    fn exec_and_terminal_settings_are_validated() {
+        let c = Config::load(None, &|_| None, &[]).unwrap();
+        assert_eq!(c.exec.default_timeout, Duration::from_secs(300));
+        assert_eq!(c.exec.max_output_bytes, 1 << 20);
+        assert_eq!((c.exec.max_concurrent, c.exec.history), (8, 10_000));
+        assert_eq!(c.terminal.idle_timeout, Duration::from_secs(300));
+        assert_eq!(
+            (c.terminal.replay_bytes, c.terminal.max_sessions),
+            (256 << 10, 16)
+        );
+        assert!(c.terminal.shell.is_empty() && c.terminal.user.is_empty());
+        for (env, value, key) in [
+            ("SOVEREIGN_AGENT_EXEC_TIMEOUT", "0s", "exec.default_timeout"),
+            (
+                "SOVEREIGN_AGENT_EXEC_MAX_OUTPUT",
+                "10",
+                "exec.max_output_bytes",
+            ),
+            (
+                "SOVEREIGN_AGENT_EXEC_MAX_CONCURRENT",
+                "0",
+                "exec.max_concurrent",
+            ),
+            ("SOVEREIGN_AGENT_EXEC_HISTORY", "many", "exec.history"),
+            ("SOVEREIGN_AGENT_TERMINAL_SHELL", "bash", "terminal.shell"),
+            ("SOVEREIGN_AGENT_TERMINAL_USER", "a b", "terminal.user"),
+            (
+                "SOVEREIGN_AGENT_TERMINAL_IDLE_TIMEOUT",
+                "10ms",
+                "terminal.idle_timeout",
+            ),
+            (
+                "SOVEREIGN_AGENT_TERMINAL_REPLAY",
+                "1KiB",
+                "terminal.replay_bytes",
+            ),
+            (
+                "SOVEREIGN_AGENT_TERMINAL_MAX_SESSIONS",
+                "100000",
+                "terminal.max_sessions",
+            ),
+        ] {
+            let env = |k: &str| (k == env).then(|| value.to_owned());
+            let err = Config::load(None, &env, &[]).unwrap_err().to_string();
+            assert!(err.contains(key), "{err}");
+        }
     }
 
     #[test]

@@ -6,9 +6,12 @@
 pub mod collector;
 pub mod config;
 pub mod enroll;
+pub mod exec;
 pub mod link;
 pub mod metrics;
 pub mod outbox;
 pub mod sampler;
+pub mod spawn;
 pub mod state;
+pub mod terminal;
 pub mod tls;

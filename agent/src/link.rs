@@ -3,8 +3,18 @@
 //! every summary goes to disk first and is streamed from there, so a
 //! disconnect, a control-plane restart or an agent restart loses nothing;
 //! after reconnecting, everything not yet acked is back-filled in order.
+//!
+//! The link also carries remote work: exec requests go to the exec runner
+//! and its output comes back on Connect through a channel of its own (so a
+//! flood of output never crowds out acks, heartbeats or metrics); each
+//! terminal gets its own `Terminal` stream on the same TLS channel
+//! (`link/terminal.rs`).
 
 mod convert;
+mod terminal;
+mod work;
+
+pub use work::Work;
 
 use std::time::{Duration, Instant};
 
@@ -14,6 +24,7 @@ use sovereign_proto::v1::agent_link_client::AgentLinkClient;
 use sovereign_proto::v1::agent_message::Body;
 use sovereign_proto::v1::control_message::Body as Control;
 use tokio::sync::{mpsc, watch};
+use tokio_stream::StreamExt;
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
 
@@ -30,6 +41,8 @@ const HEARTBEAT: Duration = Duration::from_secs(15);
 const RENEW_AT: f64 = 0.6;
 /// A session that lasted this long resets the backoff.
 const STABLE_AFTER: Duration = Duration::from_secs(30);
+/// Exec output messages waiting for the network, at most.
+const EXEC_WINDOW: usize = 32;
 
 /// What the collector hands the link.
 pub struct Feeds {
@@ -48,6 +61,7 @@ pub struct Link {
     pub full_rate: watch::Sender<bool>,
     pub backoff_initial: Duration,
     pub backoff_cap: Duration,
+    pub work: Work,
 }
 
 enum End {
@@ -78,6 +92,8 @@ impl Link {
             }
         }
         self.finish().await;
+        self.work.tracker.close();
+        let _ = tokio::time::timeout(Duration::from_secs(2), self.work.tracker.wait()).await;
     }
 
     /// Spools summaries while waiting; true if shutdown came first.
@@ -137,8 +153,10 @@ impl Link {
             Ok(c) => c,
             Err(e) => return lost(e.to_string()),
         };
-        let mut client = AgentLinkClient::new(channel).max_decoding_message_size(4 * 1024 * 1024);
+        let mut client =
+            AgentLinkClient::new(channel.clone()).max_decoding_message_size(4 * 1024 * 1024);
         let (tx, rx) = mpsc::channel::<pb::AgentMessage>(WINDOW as usize + 16);
+        let (exec_tx, exec_rx) = mpsc::channel::<pb::AgentMessage>(EXEC_WINDOW);
         let hello = pb::AgentMessage {
             id: 0,
             body: Some(Body::Hello(pb::Hello {
@@ -150,7 +168,8 @@ impl Link {
         if tx.send(hello).await.is_err() {
             return lost("internal channel closed".into());
         }
-        let call = client.connect(ReceiverStream::new(rx));
+        let outbound = ReceiverStream::new(rx).merge(ReceiverStream::new(exec_rx));
+        let call = client.connect(outbound);
         tokio::pin!(call);
         let mut inbound = loop {
             tokio::select! {
@@ -197,9 +216,29 @@ impl Link {
                                 let _ = self.full_rate.send(s.full_rate);
                             }
                             Control::Renewed(r) => self.renewed(msg.id, r, &mut pending_key),
-                            Control::OpenSession(_) | Control::Cancel(_) | Control::Update(_) => {
-                                let ack = pb::AgentMessage { id: 0, body: Some(Body::Ack(pb::Ack { id: msg.id, ok: false, error: "not supported by this agent version".into() })) };
-                                let _ = tx.try_send(ack);
+                            Control::Exec(req) => {
+                                let _ = tx.try_send(convert::ack(msg.id, self.work.exec(req)));
+                            }
+                            Control::Cancel(c) => {
+                                let _ = tx.try_send(convert::ack(msg.id, self.work.cancel(&c)));
+                            }
+                            Control::OpenSession(open) if open.kind == "terminal" => {
+                                self.work.tracker.spawn(terminal::serve(
+                                    channel.clone(),
+                                    self.work.terminals.clone(),
+                                    open,
+                                    msg.id,
+                                    tx.clone(),
+                                    shutdown.child_token(),
+                                ));
+                            }
+                            Control::OpenSession(open) => {
+                                let error = format!("unknown session kind {:?}", open.kind);
+                                let _ = tx.try_send(convert::ack(msg.id, Some(error)));
+                            }
+                            Control::Update(_) => {
+                                let error = "not supported by this agent version".to_owned();
+                                let _ = tx.try_send(convert::ack(msg.id, Some(error)));
                             }
                         }
                     }
@@ -207,6 +246,14 @@ impl Link {
                     Err(status) => break lost(refusal(&status)),
                 },
                 Some(s) = self.feeds.summaries.recv() => self.spool(&s),
+                permit = exec_tx.reserve(), if welcomed && self.work.pending.is_some() => {
+                    if let Ok(permit) = permit && let Some(m) = self.work.pending.take() {
+                        permit.send(m);
+                    }
+                }
+                Some(ev) = self.work.exec_events.recv(), if welcomed && self.work.pending.is_none() => {
+                    self.work.pending = Some(convert::exec_event(ev));
+                }
                 Some(points) = self.feeds.live.recv() => {
                     if *self.full_rate.borrow() {
                         let msg = pb::AgentMessage { id: 0, body: Some(Body::Live(pb::LiveSamples { points: points.iter().map(convert::point).collect() })) };

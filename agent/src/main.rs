@@ -1,9 +1,12 @@
 //! `sovereign-agent`: enrolls this machine with a control plane, then keeps
-//! one outbound mutual-TLS stream open and streams host metrics over it.
+//! one outbound mutual-TLS stream open: host metrics go up it, remote
+//! commands and terminals come down it.
 
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
-use sovereign_agent::{collector, config, enroll, link, metrics, outbox, sampler, tls};
+use sovereign_agent::{
+    collector, config, enroll, exec, link, metrics, outbox, sampler, spawn, terminal, tls,
+};
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -251,6 +254,17 @@ async fn run(config: Config) -> anyhow::Result<()> {
         full_rate,
     )?;
     let collector_task = tokio::spawn(collector.run(shutdown.clone()));
+    let base = spawn::BaseEnv::capture(&|k| std::env::var(k).ok());
+    let (exec_events_tx, exec_events) = mpsc::channel(64);
+    let (runner, exec) = exec::Runner::open(
+        &state.path().join("exec"),
+        config.exec.clone(),
+        base.clone(),
+        exec_events_tx,
+    )?;
+    let runner_task = tokio::spawn(runner.run(shutdown.clone()));
+    let (terminal_manager, terminals) = terminal::Manager::new(config.terminal.clone(), base);
+    let terminals_task = tokio::spawn(terminal_manager.run(shutdown.clone()));
     let link = link::Link {
         state,
         creds,
@@ -265,6 +279,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
         full_rate: full_rate_tx,
         backoff_initial: config.backoff_initial,
         backoff_cap: config.backoff_cap,
+        work: link::Work::new(exec, exec_events, terminals),
     };
     let link_task = tokio::spawn(link.run(shutdown.clone()));
 
@@ -274,6 +289,8 @@ async fn run(config: Config) -> anyhow::Result<()> {
     let _ = tokio::time::timeout(std::time::Duration::from_secs(8), async {
         let _ = collector_task.await;
         let _ = link_task.await;
+        let _ = runner_task.await;
+        let _ = terminals_task.await;
     })
     .await;
     Ok(())

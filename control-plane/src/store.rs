@@ -11,7 +11,7 @@ mod terminal;
 mod tokens;
 
 pub use agents::CertCheck;
-pub use exec::{JobRow, JobSummary, RunRow};
+pub use exec::{JobRow, JobSummary, NewJob, RunRow};
 pub use metrics::BatchRef;
 pub use terminal::{RecordingState, TerminalSessionRow};
 

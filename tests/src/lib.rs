@@ -327,29 +327,45 @@ impl ControlPlane {
             .await
             .unwrap();
         assert_eq!(resp.status(), 200);
-        let cookie = resp.headers()["set-cookie"].to_str().unwrap().split(';').next().unwrap().to_owned();
+        let cookie = resp.headers()["set-cookie"]
+            .to_str()
+            .unwrap()
+            .split(';')
+            .next()
+            .unwrap()
+            .to_owned();
         let me: Value = resp.json().await.unwrap();
         (cookie, me["csrf_token"].as_str().unwrap().to_owned())
     }
 
     /// Polls an exec job until every run has finished.
     pub async fn wait_exec(&self, id: &str) -> Value {
-        eventually(Duration::from_secs(60), "the exec job to finish", || async {
-            let (_, job) = self.get(&format!("/api/v1/exec/{id}")).await;
-            let done = job["runs"].as_array().is_some_and(|runs| runs.iter().all(|r| r["state"] != "pending" && r["state"] != "running"));
-            done.then_some(job)
-        })
+        eventually(
+            Duration::from_secs(60),
+            "the exec job to finish",
+            || async {
+                let (_, job) = self.get(&format!("/api/v1/exec/{id}")).await;
+                let done = job["runs"].as_array().is_some_and(|runs| {
+                    runs.iter()
+                        .all(|r| r["state"] != "pending" && r["state"] != "running")
+                });
+                done.then_some(job)
+            },
+        )
         .await
     }
 
     /// Runs the admin CLI against this control plane.
     pub async fn cli(&self, args: &[&str]) -> std::process::Output {
+        // Client flags go before a `--`, whose tail is a command's argv.
+        let split = args.iter().position(|a| *a == "--").unwrap_or(args.len());
         Command::new(bin("sovereign"))
-            .args(args)
+            .args(&args[..split])
             .arg("--api")
             .arg(self.api())
             .arg("--data-dir")
             .arg(self.data_dir())
+            .args(&args[split..])
             .stdin(Stdio::null())
             .output()
             .await

@@ -148,7 +148,7 @@ async fn relay(s: SharedState, principal: Principal, agent: AgentId, mut socket:
         session_id,
         cols,
         rows,
-        offset,
+        mut offset,
     }) = serde_json::from_str::<ClientText>(text.as_str())
     else {
         return fail(socket, "the first message must be {\"type\":\"auth\",...}").await;
@@ -210,7 +210,6 @@ async fn relay(s: SharedState, principal: Principal, agent: AgentId, mut socket:
     else {
         return fail(socket, "the agent's terminal stream did not start properly").await;
     };
-    let _ = link.to_agent.send(ToAgent::ReplayFrom(offset)).await;
     crate::audit::record(
         &s.store,
         &user,
@@ -248,6 +247,13 @@ async fn relay(s: SharedState, principal: Principal, agent: AgentId, mut socket:
             None
         }
     };
+    // Replay from what the viewer has, or from earlier when the recording
+    // missed output (e.g. the control plane died before flushing it): the
+    // recorder catches up, and the viewer only gets what it lacks.
+    let from = recorder
+        .as_ref()
+        .map_or(offset, |r| r.recorded_upto().min(offset));
+    let _ = link.to_agent.send(ToAgent::ReplayFrom(from)).await;
     if !send_json(&mut socket, json!({ "type": "attached", "session_id": session_id, "resumed": resumed, "output_offset": output_offset, "replay_from": replay_from })).await {
         return;
     }
@@ -285,13 +291,20 @@ async fn relay(s: SharedState, principal: Principal, agent: AgentId, mut socket:
                 Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break,
             },
             out = link.from_agent.recv() => match out {
-                Some(FromAgent::Output { offset, data }) => {
+                Some(FromAgent::Output { offset: at, data }) => {
                     if let Some(r) = recorder.as_mut() {
-                        r.output(offset, &data);
+                        r.output(at, &data);
                     }
-                    let mut frame = Vec::with_capacity(8 + data.len());
-                    frame.extend_from_slice(&offset.to_be_bytes());
-                    frame.extend_from_slice(&data);
+                    let end = at + data.len() as u64;
+                    if end <= offset {
+                        continue;
+                    }
+                    let skip = usize::try_from(offset.saturating_sub(at)).unwrap_or(0).min(data.len());
+                    let start = at.max(offset);
+                    offset = end;
+                    let mut frame = Vec::with_capacity(8 + data.len() - skip);
+                    frame.extend_from_slice(&start.to_be_bytes());
+                    frame.extend_from_slice(&data[skip..]);
                     if socket.send(Message::Binary(frame.into())).await.is_err() {
                         break;
                     }

@@ -119,15 +119,15 @@ impl Executor {
             .collect();
         let spec_json = serde_json::to_string(&spec).unwrap_or_default();
         self.store
-            .create_job(
-                &job,
-                now(),
+            .create_job(&crate::store::NewJob {
+                job: &job,
+                now_ms: now(),
                 actor,
-                &spec_json,
-                &target_json.to_string(),
+                spec_json: &spec_json,
+                target_json: &target_json.to_string(),
                 concurrency,
-                &runs,
-            )
+                runs: &runs,
+            })
             .await?;
         audit::record(
             &self.store,

@@ -155,7 +155,8 @@ pub async fn run(
             msg = inbound.message() => match msg {
                 Ok(Some(msg)) => {
                     last_heard = Instant::now();
-                    if let Err(status) = handle_message(&g, &peer, msg, &push_tx, &live, &state_tx, &out, &mut exec_routes).await {
+                    let io = Io { push_tx: &push_tx, live: &live, state: &state_tx, out: &out };
+                    if let Err(status) = handle_message(&g, &peer, msg, &io, &mut exec_routes).await {
                         g.telemetry.bad_messages.add(1);
                         tracing::warn!(reason = %status.message(), "Closing the agent's stream after a bad message.");
                         ended = Some(status);
@@ -255,16 +256,27 @@ async fn cancel_reason(g: &Gateway, peer: &PeerIdentity) -> Status {
     }
 }
 
+/// The session's channels, for the message handler.
+struct Io<'a> {
+    push_tx: &'a mpsc::Sender<Push>,
+    live: &'a broadcast::Sender<LiveEvent>,
+    state: &'a watch::Sender<LiveState>,
+    out: &'a Out,
+}
+
 async fn handle_message(
     g: &Gateway,
     peer: &PeerIdentity,
     msg: pb::AgentMessage,
-    push_tx: &mpsc::Sender<Push>,
-    live: &broadcast::Sender<LiveEvent>,
-    state: &watch::Sender<LiveState>,
-    out: &Out,
+    io: &Io<'_>,
     exec_routes: &mut ExecRoutes,
 ) -> Result<(), Status> {
+    let Io {
+        push_tx,
+        live,
+        state,
+        out,
+    } = *io;
     let Some(body) = msg.body else {
         return Err(Status::invalid_argument("empty message"));
     };

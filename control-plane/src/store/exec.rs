@@ -36,6 +36,19 @@ pub struct JobSummary {
     pub running: i64,
 }
 
+/// A job to record, with one pending run per (agent, hostname).
+pub struct NewJob<'a> {
+    pub job: &'a JobId,
+    pub now_ms: i64,
+    pub actor: &'a str,
+    pub spec_json: &'a str,
+    pub target_json: &'a str,
+    pub concurrency: u32,
+    pub runs: &'a [(AgentId, String)],
+}
+
+type SummaryTuple = (String, i64, String, String, i64, i64, i64, i64);
+
 type RunTuple = (
     String,
     String,
@@ -69,16 +82,16 @@ fn run_row(r: RunTuple) -> RunRow {
 }
 
 impl Store {
-    pub async fn create_job(
-        &self,
-        job: &JobId,
-        now_ms: i64,
-        actor: &str,
-        spec_json: &str,
-        target_json: &str,
-        concurrency: u32,
-        runs: &[(AgentId, String)],
-    ) -> Result<(), StoreError> {
+    pub async fn create_job(&self, new: &NewJob<'_>) -> Result<(), StoreError> {
+        let NewJob {
+            job,
+            now_ms,
+            actor,
+            spec_json,
+            target_json,
+            concurrency,
+            runs,
+        } = *new;
         let mut tx = self.pool.begin().await?;
         sqlx::query("INSERT INTO exec_jobs (id, created_at, created_by, spec, target, concurrency) VALUES ($1, $2, $3, $4, $5, $6)")
             .bind(job.as_str())
@@ -241,7 +254,7 @@ impl Store {
     }
 
     pub async fn list_jobs(&self, limit: i64) -> Result<Vec<JobSummary>, StoreError> {
-        let rows: Vec<(String, i64, String, String, i64, i64, i64, i64)> = sqlx::query_as(
+        let rows: Vec<SummaryTuple> = sqlx::query_as(
             "SELECT j.id, j.created_at, j.created_by, j.spec, COUNT(r.agent_id), \
                COALESCE(SUM(CASE WHEN r.state = 'done' AND r.exit_code = 0 AND r.timed_out = 0 AND r.cancelled = 0 THEN 1 ELSE 0 END), 0), \
                COALESCE(SUM(CASE WHEN r.state IN ('offline', 'failed') OR (r.state = 'done' AND (r.exit_code IS NULL OR r.exit_code <> 0 OR r.timed_out <> 0 OR r.cancelled <> 0)) THEN 1 ELSE 0 END), 0), \

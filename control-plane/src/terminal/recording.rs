@@ -71,6 +71,11 @@ impl Recorder {
         Ok(r)
     }
 
+    /// Output offset up to which the recording is complete.
+    pub fn recorded_upto(&self) -> u64 {
+        self.recorded_upto
+    }
+
     fn elapsed(&self) -> f64 {
         let now = crate::pki::millis(std::time::SystemTime::now());
         ((now - self.started_at_ms).max(0) as f64) / 1000.0

@@ -21,6 +21,8 @@ macro_rules! on_both {
 
 mod bad_input;
 mod enroll;
+mod exec;
 mod lifecycle;
 mod stream;
+mod terminal;
 mod trust;

@@ -7,13 +7,21 @@
 import type {
   Agent,
   AgentPage,
+  AuditPage,
   CreatedToken,
+  ExecCreated,
+  ExecDetail,
+  ExecSpec,
+  ExecSummary,
   JoinToken,
   Labels,
   NewToken,
   Project,
+  Recording,
   SeriesResponse,
   Session,
+  TerminalSession,
+  TerminalTicket,
 } from "./types";
 
 export const API_BASE = "/api/v1";
@@ -101,6 +109,8 @@ export interface RequestOptions {
   signal?: AbortSignal;
   /** Don't report a 401 through onUnauthorized (sign-in, session probe). */
   expect401?: boolean;
+  /** Return the body as text instead of parsing JSON (recordings). */
+  text?: boolean;
 }
 
 type Method = "GET" | "POST" | "PUT" | "DELETE";
@@ -131,7 +141,7 @@ export class ApiClient {
     opts: RequestOptions,
     mayRetryCsrf: boolean,
   ): Promise<T> {
-    const headers: Record<string, string> = { Accept: "application/json" };
+    const headers: Record<string, string> = { Accept: opts.text ? "*/*" : "application/json" };
     if (body !== undefined) headers["Content-Type"] = "application/json";
     if (!SAFE_METHODS.has(method) && this.csrfToken) headers["X-CSRF-Token"] = this.csrfToken;
     let res: Response;
@@ -154,6 +164,7 @@ export class ApiClient {
       this.hooks.onReachable?.();
       if (res.status === 204) return undefined as T;
       const text = await res.text();
+      if (opts.text) return text as T;
       if (!text) return undefined as T;
       try {
         return JSON.parse(text) as T;
@@ -256,6 +267,59 @@ export class ApiClient {
   projects(signal?: AbortSignal): Promise<Project[]> {
     return this.request("GET", "/projects", undefined, { signal });
   }
+
+  // --- Terminal -------------------------------------------------------------
+
+  /** A single-use ticket for the terminal WebSocket; `sessionId` resumes that PTY. */
+  terminalTicket(agentId: string, sessionId?: string, signal?: AbortSignal): Promise<TerminalTicket> {
+    return this.request("POST", `/agents/${encodeURIComponent(agentId)}/terminal/ticket`, sessionId ? { session_id: sessionId } : {}, {
+      signal,
+    });
+  }
+
+  terminals(agentId: string, signal?: AbortSignal): Promise<TerminalSession[]> {
+    return this.request("GET", `/agents/${encodeURIComponent(agentId)}/terminals`, undefined, { signal });
+  }
+
+  recordings(agentId: string, signal?: AbortSignal): Promise<Recording[]> {
+    return this.request("GET", `/agents/${encodeURIComponent(agentId)}/recordings`, undefined, { signal });
+  }
+
+  /** A recording as asciicast v2 text. */
+  recording(sessionId: string, signal?: AbortSignal): Promise<string> {
+    return this.request("GET", `/recordings/${encodeURIComponent(sessionId)}`, undefined, { signal, text: true });
+  }
+
+  // --- Exec -----------------------------------------------------------------
+
+  startExec(spec: ExecSpec): Promise<ExecCreated> {
+    return this.request("POST", "/exec", spec);
+  }
+
+  execs(signal?: AbortSignal): Promise<ExecSummary[]> {
+    return this.request("GET", "/exec", undefined, { signal });
+  }
+
+  exec(id: string, signal?: AbortSignal): Promise<ExecDetail> {
+    return this.request("GET", `/exec/${encodeURIComponent(id)}`, undefined, { signal });
+  }
+
+  cancelExec(id: string): Promise<unknown> {
+    return this.request("POST", `/exec/${encodeURIComponent(id)}/cancel`);
+  }
+
+  // --- Audit ------------------------------------------------------------------
+
+  audit(q: { limit?: number; before?: string | null } = {}, signal?: AbortSignal): Promise<AuditPage> {
+    const params = new URLSearchParams({ limit: String(q.limit ?? 100) });
+    if (q.before) params.set("before", q.before);
+    return this.request("GET", `/audit?${params.toString()}`, undefined, { signal });
+  }
+}
+
+/** Same-origin path of the SSE stream of one exec. */
+export function execEventsUrl(id: string): string {
+  return `${API_BASE}/exec/${encodeURIComponent(id)}/events`;
 }
 
 /** The app's one client. */

@@ -156,3 +156,131 @@ export type ClientMessage =
   | { type: "subscribe"; ids: string[] }
   | { type: "watch"; id: string }
   | { type: "unwatch" };
+
+/** Times of the terminal, exec and audit endpoints: epoch milliseconds (an RFC 3339 string is accepted too). */
+export type Timestamp = number | string;
+
+// --- Terminal ---------------------------------------------------------------
+
+/** POST /agents/{id}/terminal/ticket → 201. */
+export interface TerminalTicket {
+  ticket: string;
+  session_id: string;
+  expires_in_s: number;
+}
+
+/** GET /agents/{id}/terminals: PTYs alive on the agent. */
+export interface TerminalSession {
+  session_id: string;
+  user: string;
+  started_at: Timestamp;
+  last_attached_at: Timestamp | null;
+  attached: boolean;
+}
+
+/** GET /agents/{id}/recordings. */
+export interface Recording {
+  session_id: string;
+  user: string;
+  started_at: Timestamp;
+  ended_at: Timestamp | null;
+  duration_ms: number;
+  bytes: number;
+}
+
+// --- Exec ---------------------------------------------------------------------
+
+export interface ExecTarget {
+  ids?: string[];
+  project?: string;
+  labels?: Labels;
+}
+
+/** POST /exec. Exactly one of argv and script. */
+export interface ExecSpec {
+  target: ExecTarget;
+  argv?: string[];
+  script?: string;
+  env?: Record<string, string>;
+  cwd?: string;
+  timeout?: string;
+  run_as?: string;
+  concurrency?: number;
+}
+
+export interface ExecCreated {
+  id: string;
+  agents: number;
+}
+
+export type ExecRunState = "pending" | "running" | "done" | "offline" | "failed";
+
+export type ExecStream = "stdout" | "stderr";
+
+export interface ExecChunk {
+  seq: number;
+  stream: ExecStream;
+  data: string;
+}
+
+export interface ExecResultFields {
+  exit_code: number | null;
+  signal: string | number | null;
+  duration_ms: number | null;
+  timed_out: boolean;
+  cancelled: boolean;
+  truncated: boolean;
+  error: string | null;
+}
+
+/** One agent's run in GET /exec/{id}. */
+export interface ExecRunDetail extends Partial<ExecResultFields> {
+  agent_id: string;
+  hostname: string;
+  state: ExecRunState;
+  output?: ExecChunk[];
+}
+
+/** GET /exec/{id}. */
+export interface ExecDetail {
+  id: string;
+  spec: ExecSpec & { [key: string]: unknown };
+  created_at?: Timestamp;
+  created_by?: string;
+  runs: ExecRunDetail[];
+}
+
+/** One row of GET /exec. */
+export interface ExecSummary {
+  id: string;
+  created_at: Timestamp;
+  created_by: string;
+  command: string;
+  agents: number;
+  ok: number;
+  failed: number;
+  running: number;
+}
+
+/** Events of GET /exec/{id}/events (SSE, by event name). */
+export type ExecEvent =
+  | { type: "run"; agent_id: string; hostname?: string; state: ExecRunState }
+  | ({ type: "output"; agent_id: string } & ExecChunk)
+  | ({ type: "result"; agent_id: string } & Partial<ExecResultFields>)
+  | { type: "done" };
+
+// --- Audit --------------------------------------------------------------------
+
+export interface AuditEntry {
+  id: string | number;
+  at: Timestamp;
+  actor: string;
+  action: string;
+  target: string;
+  detail: Record<string, unknown> | null;
+}
+
+export interface AuditPage {
+  items: AuditEntry[];
+  next_before?: string | number | null;
+}

@@ -22,6 +22,12 @@ type Auth =
 
 // The agent page carries the chart library: load it when first opened.
 const AgentPage = lazy(() => import("../pages/agent/AgentPage").then((m) => ({ default: m.AgentPage })));
+// xterm.js comes with the terminal and the recording player only.
+const TerminalPage = lazy(() => import("../pages/terminal/TerminalPage").then((m) => ({ default: m.TerminalPage })));
+const RecordingPage = lazy(() => import("../pages/terminal/RecordingPage").then((m) => ({ default: m.RecordingPage })));
+const ExecPage = lazy(() => import("../pages/exec/ExecPage").then((m) => ({ default: m.ExecPage })));
+const ExecRunPage = lazy(() => import("../pages/exec/ExecRunPage").then((m) => ({ default: m.ExecRunPage })));
+const AuditPage = lazy(() => import("../pages/AuditPage").then((m) => ({ default: m.AuditPage })));
 
 const SESSION_ENDED = "Your session has ended. Sign in again.";
 
@@ -156,6 +162,9 @@ function Shell({
   const loc = useLocation();
   const path = loc.pathname;
   const agentMatch = matchPath("/agents/:id", path);
+  const termMatch = matchPath("/agents/:id/terminal", path) ?? matchPath("/agents/:id/terminal/:sessionId", path);
+  const recordingMatch = matchPath("/recordings/:sessionId", path);
+  const execMatch = matchPath("/exec/:id", path);
   let page;
   let title = "Sovereign";
   if (path === "/" || path === "/fleet" || path === "/index.html") {
@@ -164,6 +173,21 @@ function Shell({
   } else if (agentMatch?.id) {
     page = <AgentPage key={agentMatch.id} id={agentMatch.id} />;
     title = "Agent · Sovereign";
+  } else if (termMatch?.id) {
+    page = <TerminalPage key={termMatch.id} agentId={termMatch.id} sessionId={termMatch.sessionId ?? null} />;
+    title = "Terminal · Sovereign";
+  } else if (recordingMatch?.sessionId) {
+    page = <RecordingPage key={recordingMatch.sessionId} sessionId={recordingMatch.sessionId} />;
+    title = "Recording · Sovereign";
+  } else if (path === "/exec") {
+    page = <ExecPage />;
+    title = "Run · Sovereign";
+  } else if (execMatch?.id) {
+    page = <ExecRunPage key={execMatch.id} id={execMatch.id} />;
+    title = "Run · Sovereign";
+  } else if (path === "/audit") {
+    page = <AuditPage />;
+    title = "Audit · Sovereign";
   } else if (path === "/enroll") {
     page = <Enroll />;
     title = "Enroll · Sovereign";
@@ -198,7 +222,9 @@ function Shell({
           <span>Sovereign</span>
         </Link>
         <nav aria-label="Main" className="nav">
-          {navLink("/fleet", "Fleet", path === "/" || path === "/fleet" || !!agentMatch)}
+          {navLink("/fleet", "Fleet", path === "/" || path === "/fleet" || !!agentMatch || !!termMatch || !!recordingMatch)}
+          {navLink("/exec", "Run", path === "/exec" || !!execMatch)}
+          {navLink("/audit", "Audit", path === "/audit")}
           {navLink("/enroll", "Enroll", path === "/enroll")}
         </nav>
         <span className="spacer" />

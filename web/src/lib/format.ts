@@ -113,3 +113,35 @@ export function formatOs(name: string | undefined, version: string | undefined):
   const s = [name, version].filter((x) => x && x.trim()).join(" ");
   return s || DASH;
 }
+
+/** Epoch milliseconds from a number (ms) or an RFC 3339 string; null when unreadable. */
+export function toMs(v: number | string | null | undefined): number | null {
+  if (typeof v === "number") return Number.isFinite(v) && v > 0 ? v : null;
+  if (typeof v === "string" && v) {
+    const n = Date.parse(v);
+    return Number.isFinite(n) ? n : null;
+  }
+  return null;
+}
+
+/** Short durations from milliseconds: `350 ms`, `4.2 s`, `3m 05s`, `2h 03m`. */
+export function formatDuration(ms: number | null | undefined): string {
+  if (!finite(ms) || ms < 0) return DASH;
+  if (ms < 1000) return `${Math.round(ms)} ms`;
+  if (ms < 60_000) return `${(ms / 1000).toFixed(ms < 10_000 ? 1 : 0)} s`;
+  const s = Math.round(ms / 1000);
+  const h = Math.floor(s / 3600);
+  const m = Math.floor((s % 3600) / 60);
+  const sec = s % 60;
+  if (h > 0) return `${h}h ${String(m).padStart(2, "0")}m`;
+  return `${m}m ${String(sec).padStart(2, "0")}s`;
+}
+
+/** A media clock: `0:07`, `12:34`, `1:02:03`. */
+export function formatClock(ms: number): string {
+  const s = Math.max(0, Math.floor(ms / 1000));
+  const h = Math.floor(s / 3600);
+  const m = Math.floor((s % 3600) / 60);
+  const sec = String(s % 60).padStart(2, "0");
+  return h > 0 ? `${h}:${String(m).padStart(2, "0")}:${sec}` : `${m}:${sec}`;
+}

@@ -54,6 +54,12 @@ describe("hostile agent strings", () => {
   it("render as text on the agent page, including a pushed update", async () => {
     const evil = hostileAgent();
     vi.spyOn(api, "getAgent").mockResolvedValue(evil);
+    vi.spyOn(api, "terminals").mockResolvedValue([
+      { session_id: "s1", user: XSS_IMG, started_at: Date.now(), last_attached_at: null, attached: false },
+    ]);
+    vi.spyOn(api, "recordings").mockResolvedValue([
+      { session_id: "s0", user: XSS_HOST, started_at: Date.now() - 60_000, ended_at: Date.now(), duration_ms: 60_000, bytes: 2048 },
+    ]);
     vi.spyOn(api, "metrics").mockResolvedValue({ series: "cpu", step_ms: 10_000, source: "points", points: [] });
     const { live, push, sent } = fakeLive();
     const { container } = renderWithLive(<AgentPage id={evil.id} />, live);
@@ -62,6 +68,8 @@ describe("hostile agent strings", () => {
     expect(screen.getByTestId("processes-by-memory").textContent).toContain(XSS_IMG);
     expect(screen.getByTestId("host-facts").textContent).toContain("<iframe src=javascript:alert(1)>");
     expect(sent).toContainEqual({ type: "watch", id: evil.id });
+    expect((await screen.findByTestId("live-session")).textContent).toContain(XSS_IMG);
+    expect((await screen.findByTestId("recording-row")).textContent).toContain(XSS_HOST);
     act(() => push({ type: "agent", agent: { ...evil, hostname: "<script>x()</script>", status: "offline", live: null } }));
     await waitFor(() => expect(screen.getByTestId("agent-title").textContent).toBe("<script>x()</script>"));
     expect(screen.getByTestId("agent-offline-banner").textContent).toMatch(/went offline/);

@@ -17,6 +17,7 @@ import { AgentCharts, RangePicker } from "./AgentCharts";
 import { Facts } from "./Facts";
 import { LabelEditor } from "./LabelEditor";
 import { Processes } from "./Processes";
+import { LiveSessions, Recordings } from "./Sessions";
 
 const POLL_MS = 10_000;
 
@@ -137,6 +138,22 @@ export function AgentPage({ id }: { id: string }) {
           </span>
         </div>
         <div className="actions">
+          {agent.status === "online" ? (
+            <Link
+              to={`/agents/${encodeURIComponent(agent.id)}/terminal`}
+              className="button primary"
+              data-testid="open-terminal"
+            >
+              Open terminal
+            </Link>
+          ) : (
+            <button type="button" className="primary" disabled title="The agent is offline" data-testid="open-terminal">
+              Open terminal
+            </button>
+          )}
+          <Link to={`/exec?agent=${encodeURIComponent(agent.id)}`} className="button" data-testid="run-command">
+            Run command
+          </Link>
           <button
             type="button"
             className="danger"
@@ -178,6 +195,17 @@ export function AgentPage({ id }: { id: string }) {
         <div className="panel">
           <h2 className="panel-title">Host</h2>
           <Facts agent={agent} now={now} />
+        </div>
+      </div>
+
+      <div className="two-col">
+        <div className="panel">
+          <h2 className="panel-title">Terminal sessions</h2>
+          <LiveSessions agent={agent} />
+        </div>
+        <div className="panel">
+          <h2 className="panel-title">Session recordings</h2>
+          <Recordings agentId={agent.id} />
         </div>
       </div>
 
