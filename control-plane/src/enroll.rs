@@ -21,34 +21,10 @@ const MAX_MACHINE_ID: usize = 128;
 pub const MAX_TOKEN_USES: u32 = 100_000;
 pub const MAX_TOKEN_TTL: Duration = Duration::from_secs(365 * 24 * 3600);
 
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct TokenId(String);
-
-impl TokenId {
-    pub fn new() -> Self {
-        Self(uuid::Uuid::now_v7().to_string())
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        uuid::Uuid::parse_str(s).ok().map(|u| Self(u.to_string()))
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl Default for TokenId {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl fmt::Display for TokenId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
+uuid_id!(
+    /// A join token's id (not its secret).
+    TokenId
+);
 
 /// A join token's secret. Shown once at creation; only its hash is stored.
 #[derive(Clone, PartialEq, Eq)]

@@ -10,7 +10,6 @@ pub use hub::{AgentExecEvent, Hub, spawn_hub};
 pub use runner::{ExecCommand, Executor, JobEvent};
 
 use std::collections::BTreeMap;
-use std::fmt;
 use std::time::Duration;
 
 use crate::fleet::{AgentId, AgentRecord};
@@ -24,34 +23,10 @@ const MAX_ENV: usize = 64;
 pub const MAX_CONCURRENCY: u32 = 1000;
 pub const MAX_TARGETS: usize = 10_000;
 
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct JobId(String);
-
-impl JobId {
-    pub fn new() -> Self {
-        Self(uuid::Uuid::now_v7().to_string())
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        uuid::Uuid::parse_str(s).ok().map(|u| Self(u.to_string()))
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl Default for JobId {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl fmt::Display for JobId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
+uuid_id!(
+    /// An exec job's id, also the exec id each agent runs at most once.
+    JobId
+);
 
 /// What to run, validated.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]

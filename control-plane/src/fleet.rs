@@ -8,41 +8,14 @@ pub use registry::{
     SessionHandle, Spark, spawn_registry,
 };
 
-use std::fmt;
-
 use crate::labels::Labels;
 use crate::projects::ProjectId;
 
-/// An agent's id: a UUID (v7, so ids sort by enrollment time). It is the
-/// common name of every certificate the agent holds.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct AgentId(String);
-
-impl AgentId {
-    pub fn new() -> Self {
-        Self(uuid::Uuid::now_v7().to_string())
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        uuid::Uuid::parse_str(s).ok().map(|u| Self(u.to_string()))
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl Default for AgentId {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl fmt::Display for AgentId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
+uuid_id!(
+    /// An agent's id: a UUID (v7, so ids sort by enrollment time). It is the
+    /// common name of every certificate the agent holds.
+    AgentId
+);
 
 /// What an agent reports about its host. Stored as JSON; every field is
 /// length-limited on the way in (`HostFacts::sanitized`).
