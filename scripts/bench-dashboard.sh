@@ -5,7 +5,8 @@
 #   1. seconds from `scripts/up.sh` to a ready dashboard with a live agent;
 #   2. with N simulated agents (sovereign-loadgen, real mTLS each), the fleet
 #      page's first paint and the latency of a filter change in Chromium.
-# Prints a Markdown section; BENCH_OUT=FILE also writes it there.
+# Prints a Markdown section and puts it into BENCHMARKS.md (BENCH_OUT=FILE
+# to write elsewhere, BENCH_OUT=- to only print).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N="${BENCH_AGENTS:-10000}"
@@ -72,4 +73,5 @@ Raw: \`$result\`
 MD
 )
 echo "$report"
-if [ -n "${BENCH_OUT:-}" ]; then printf '%s\n' "$report" > "$BENCH_OUT"; fi
+out="${BENCH_OUT:-BENCHMARKS.md}"
+if [ "$out" != "-" ]; then printf '%s\n' "$report" | python3 scripts/bench/put-sections.py "$out"; fi

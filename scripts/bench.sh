@@ -415,9 +415,11 @@ CP_LOG_MD="Control plane WARN/ERROR log lines during the capacity run: $CP_ERR_L
 REPORT=$(cat <<EOF
 # Benchmarks
 
-Reproduce with \`scripts/bench.sh\` from the repository root (it builds the
-release binaries, runs everything on 127.0.0.1 with temp dirs, and rewrites
-this file). Settings of this run: \`BENCH_AGENTS=$BENCH_AGENTS BENCH_WARMUP=$BENCH_WARMUP
+Three scripts write this file, each its own sections: \`scripts/bench.sh\`
+(agent footprint, binary size, control plane capacity),
+\`scripts/bench-dashboard.sh\` (dashboard) and \`scripts/bench-terminal.sh\`
+(terminal and exec). Each builds release binaries and runs everything on
+127.0.0.1 with temp dirs. Settings of the \`scripts/bench.sh\` run: \`BENCH_AGENTS=$BENCH_AGENTS BENCH_WARMUP=$BENCH_WARMUP
 BENCH_WINDOW=$BENCH_WINDOW BENCH_LOAD_WARMUP=$BENCH_LOAD_WARMUP BENCH_LOAD_WINDOW=$BENCH_LOAD_WINDOW
 BENCH_INTERVAL=$BENCH_INTERVAL BENCH_SERIES=$BENCH_SERIES BENCH_AGENT_MIN=$BENCH_AGENT_MIN${BENCH_CP_ENV:+ BENCH_CP_ENV=\"$BENCH_CP_ENV\"}\`.
 
@@ -497,6 +499,7 @@ EOF
 
 printf '%s\n' "$REPORT"
 if [[ $BENCH_OUT != - ]]; then
-    printf '%s\n' "$REPORT" >"$BENCH_OUT"
+    # Other scripts' sections (dashboard, terminal) are kept.
+    printf '%s\n' "$REPORT" | python3 "$ROOT/scripts/bench/put-sections.py" "$BENCH_OUT"
     log "wrote $BENCH_OUT"
 fi
