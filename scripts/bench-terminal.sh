@@ -219,6 +219,8 @@ SOVEREIGN_ADMIN_PASSWORD=$CP_PASSWORD "$RELEASE/sovereign-termbench" terminal --
 T=$WORK/terminal.json
 CP_TERM_ERRORS=$(grep -cE ' (WARN|ERROR) ' "$WORK/cp-terminal.err" || true)
 AGENT_ERRORS=$(grep -cE ' (WARN|ERROR) ' "$WORK/agent.err" || true)
+CP_TERM_TOP=$(grep -E ' (WARN|ERROR) ' "$WORK/cp-terminal.err" | sed -E 's/\x1b\[[0-9;]*m//g; s/^[^ ]+ +//; s/(session_id|agent_id)=[^ ]+//g' | cut -c1-160 | sort | uniq -c | sort -rn | head -3 | sed 's/^ */    /' || true)
+[[ -z $CP_TERM_TOP ]] || CP_TERM_TOP=$' Control plane:\n\n'"$CP_TERM_TOP"
 CP_HWM=$(status_kb "$CP_PID" VmHWM)
 AGENT_HWM=$(status_kb "$AGENT_PID" VmHWM)
 SSHD_HWM=$(status_kb "$SSHD_PID" VmHWM)
@@ -333,10 +335,9 @@ paths in blocks of 100 keystrokes and per bulk round.
 | average chunk the client received | $(calc "%.0f" "$(j .bulk.relay.avg_chunk_bytes "$T")") B (WebSocket frame) | $(calc "%.0f" "$(j .bulk.ssh.avg_chunk_bytes "$T")") B (pipe read) |
 | CPU per cat, path / client side (avg) | $(cpu .bulk.relay) | $(cpu .bulk.ssh) |
 | the same cat again in that session$AGAIN_NOTE | $(rounds .bulk.relay_same_session_again) ($(calc "%.1f" "$(j .bulk.relay_same_session_again.median_mib_per_s "$T")") MiB/s; CPU $(cpu .bulk.relay_same_session_again)) | $(rounds .bulk.ssh_same_session_again) ($(calc "%.1f" "$(j .bulk.ssh_same_session_again.median_mib_per_s "$T")") MiB/s; CPU $(cpu .bulk.ssh_same_session_again)) |
-
 | peak RSS (VmHWM) of the server side | control plane $(mib "$CP_HWM") MiB (before: $(mib "$CP_RSS0") MiB), agent $(mib "$AGENT_HWM") MiB | sshd listener $(mib "$SSHD_HWM") MiB |
 
-WARN/ERROR log lines: control plane $CP_TERM_ERRORS, agent $AGENT_ERRORS.
+WARN/ERROR log lines: control plane $CP_TERM_ERRORS, agent $AGENT_ERRORS.$CP_TERM_TOP
 
 ### Exec fan-out
 
