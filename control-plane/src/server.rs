@@ -119,6 +119,13 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     });
     let api_shutdown = shutdown.clone();
     let api_task = tokio::spawn(async move {
+        use axum::serve::ListenerExt;
+        // Terminal keystrokes and prompts are small writes: never let Nagle hold them.
+        let api_listener = api_listener.tap_io(|tcp| {
+            if let Err(e) = tcp.set_nodelay(true) {
+                tracing::debug!(error = %e, "Could not set TCP_NODELAY.");
+            }
+        });
         axum::serve(
             api_listener,
             api::router(state).into_make_service_with_connect_info::<std::net::SocketAddr>(),

@@ -231,7 +231,7 @@ async fn relay(s: SharedState, principal: Principal, agent: AgentId, mut socket:
         .flatten()
         .map(|a| a.facts.hostname)
         .unwrap_or_default();
-    let mut recorder = match Recorder::open(
+    let recorder = match Recorder::open(
         s.store.clone(),
         &session_id,
         cols,
@@ -259,7 +259,6 @@ async fn relay(s: SharedState, principal: Principal, agent: AgentId, mut socket:
     }
     s.terminals.set_attached(&agent, &session_id, true).await;
     let started = std::time::Instant::now();
-    let mut flush_tick = tokio::time::interval(Duration::from_secs(1));
     let mut ended: Option<Option<i32>> = None;
     loop {
         tokio::select! {
@@ -276,8 +275,8 @@ async fn relay(s: SharedState, principal: Principal, agent: AgentId, mut socket:
                 Some(Ok(Message::Text(text))) => match serde_json::from_str::<ClientText>(text.as_str()) {
                     Ok(ClientText::Resize { cols, rows }) => {
                         let (cols, rows) = clamp_size(cols, rows);
-                        if let Some(r) = recorder.as_mut() {
-                            r.resize(cols, rows);
+                        if let Some(r) = recorder.as_ref() {
+                            r.resize(cols, rows).await;
                         }
                         if link.to_agent.send(ToAgent::Resize { cols, rows }).await.is_err() {
                             break;
@@ -292,8 +291,8 @@ async fn relay(s: SharedState, principal: Principal, agent: AgentId, mut socket:
             },
             out = link.from_agent.recv() => match out {
                 Some(FromAgent::Output { offset: at, data }) => {
-                    if let Some(r) = recorder.as_mut() {
-                        r.output(at, &data);
+                    if let Some(r) = recorder.as_ref() {
+                        r.output(at, &data).await;
                     }
                     let end = at + data.len() as u64;
                     if end <= offset {
@@ -320,14 +319,9 @@ async fn relay(s: SharedState, principal: Principal, agent: AgentId, mut socket:
                     break;
                 }
             },
-            _ = flush_tick.tick() => {
-                if let Some(r) = recorder.as_mut() {
-                    r.flush_if_due().await;
-                }
-            }
         }
     }
-    if let Some(r) = recorder.as_mut() {
+    if let Some(r) = recorder.as_ref() {
         r.flush().await;
     }
     s.terminals.set_attached(&agent, &session_id, false).await;
