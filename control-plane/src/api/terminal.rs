@@ -259,7 +259,7 @@ async fn relay(s: SharedState, principal: Principal, agent: AgentId, mut socket:
     }
     s.terminals.set_attached(&agent, &session_id, true).await;
     let started = std::time::Instant::now();
-    let mut ended: Option<Option<i32>> = None;
+    let mut ended: Option<(Option<i32>, String)> = None;
     loop {
         tokio::select! {
             msg = socket.recv() => match msg {
@@ -309,8 +309,7 @@ async fn relay(s: SharedState, principal: Principal, agent: AgentId, mut socket:
                     }
                 }
                 Some(FromAgent::Closed { exit_code, reason }) => {
-                    let _ = send_json(&mut socket, json!({ "type": "closed", "exit_code": exit_code, "reason": reason })).await;
-                    ended = Some(exit_code);
+                    ended = Some((exit_code, reason));
                     break;
                 }
                 Some(FromAgent::Attached { .. }) => {}
@@ -327,11 +326,18 @@ async fn relay(s: SharedState, principal: Principal, agent: AgentId, mut socket:
     s.terminals.set_attached(&agent, &session_id, false).await;
     let now = now_ms();
     let _ = s.store.touch_terminal_session(&session_id, now).await;
-    if let Some(exit_code) = ended {
+    if let Some((exit_code, reason)) = &ended {
+        let exit_code = *exit_code;
         let _ = s
             .store
             .end_terminal_session(&session_id, exit_code, now)
             .await;
+        // The viewer hears of the end once the session and its recording are stored.
+        let _ = send_json(
+            &mut socket,
+            json!({ "type": "closed", "exit_code": exit_code, "reason": reason }),
+        )
+        .await;
         crate::audit::record(
             &s.store,
             &user,

@@ -336,7 +336,10 @@ mod tests {
         r.flush().await;
         let parts = store.recording_parts("s3").await.unwrap();
         let sizes: Vec<usize> = parts.iter().map(Vec::len).collect();
-        assert!(parts.len() > 1, "bulk output is stored in several parts: {sizes:?}");
+        assert!(
+            parts.len() > 1,
+            "bulk output is stored in several parts: {sizes:?}"
+        );
         let text = decode_recording(&parts, 1 << 30).unwrap();
         assert_eq!(text.lines().count(), 65);
     }
