@@ -21,7 +21,11 @@ echo "==> Building (release) so the timings below exclude compilation" >&2
 npm --prefix web ci --no-audit --no-fund --loglevel=error >/dev/null
 npm --prefix web run build >/dev/null
 npm --prefix tests/browser ci --no-audit --no-fund --loglevel=error >/dev/null
-cargo build --release --locked -q -p sovereign -p sovereign-agent -p sovereign-e2e
+# Exactly what scripts/up.sh builds (so its build step is a no-op below),
+# then the load generator on its own.
+cargo build --release --locked -q -p sovereign
+cargo build --profile agent-min --locked -q -p sovereign-agent
+cargo build --release --locked -q -p sovereign-e2e --bin sovereign-loadgen
 BIN=$PWD/target/release
 
 echo "==> 1. scripts/up.sh to a ready dashboard" >&2
