@@ -42,7 +42,9 @@ kill -- -"$up_pid" 2>/dev/null || true
 
 echo "==> 2. control plane with $N simulated agents" >&2
 api=$(free_port); grpc=$(free_port)
-"$BIN/sovereign" serve --data-dir "$work/cp" --api-listen "127.0.0.1:$api" --grpc-listen "127.0.0.1:$grpc" > "$work/cp.out" 2> "$work/cp.log" &
+# Every simulated agent enrolls from 127.0.0.1: lift the per-address enrollment limit.
+SOVEREIGN_ENROLL_RATE=1000000 SOVEREIGN_ENROLL_BURST=1000000 \
+  "$BIN/sovereign" serve --data-dir "$work/cp" --api-listen "127.0.0.1:$api" --grpc-listen "127.0.0.1:$grpc" > "$work/cp.out" 2> "$work/cp.log" &
 pids+=($!)
 for _ in $(seq 1 200); do grep -q "CA SHA-256" "$work/cp.out" 2>/dev/null && break; sleep 0.05; done
 password=$(sed -n 's/.*with password \([^ ]*\).*/\1/p' "$work/cp.out")
