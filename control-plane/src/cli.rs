@@ -686,6 +686,7 @@ async fn exec(args: ExecArgs) -> anyhow::Result<()> {
     }
     let mut hosts: std::collections::HashMap<String, String> = std::collections::HashMap::new();
     let (mut ok, mut failed, mut offline) = (0, 0, 0);
+    let mut counted: std::collections::HashSet<String> = std::collections::HashSet::new();
     let mut buf = String::new();
     let (mut event, mut data) = (String::new(), String::new());
     'outer: while let Some(chunk) = resp.chunk().await.context("the event stream broke")? {
@@ -719,6 +720,7 @@ async fn exec(args: ExecArgs) -> anyhow::Result<()> {
                             }
                         }
                     }
+                    "result" if !counted.insert(s(&v["agent_id"]).to_owned()) => {}
                     "result" => {
                         let h = host(&v, &hosts);
                         let secs = v["duration_ms"].as_f64().unwrap_or(0.0) / 1000.0;

@@ -273,9 +273,13 @@ pub async fn events(
         replay.push(event("output", json!({ "agent_id": agent, "seq": seq, "stream": if stderr { "stderr" } else { "stdout" }, "data": String::from_utf8_lossy(&data) })));
     }
     let mut finished = 0;
+    // A result stored before this read may also still be in the live feed:
+    // each host's result is sent once.
+    let mut replayed: std::collections::HashSet<String> = std::collections::HashSet::new();
     for r in &row.runs {
         if !matches!(r.state.as_str(), "pending" | "running") {
             finished += 1;
+            replayed.insert(r.agent_id.clone());
             let mut v = outcome_json(&r.outcome);
             v["agent_id"] = json!(r.agent_id);
             replay.push(event("result", v));
@@ -299,9 +303,13 @@ pub async fn events(
                         }
                     }
                     Ok(JobEvent::Result { agent, outcome }) => {
-                        let mut v = outcome_json(&outcome);
-                        v["agent_id"] = json!(agent.as_str());
-                        Some(event("result", v))
+                        if replayed.contains(agent.as_str()) {
+                            None
+                        } else {
+                            let mut v = outcome_json(&outcome);
+                            v["agent_id"] = json!(agent.as_str());
+                            Some(event("result", v))
+                        }
                     }
                     Ok(JobEvent::Done) => None,
                     Err(_) => Some(event("error", json!({ "message": "this viewer fell behind; reload to see everything" }))),
