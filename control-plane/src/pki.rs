@@ -153,6 +153,11 @@ impl Authority {
         )
     }
 
+    /// Checks a CSR (size, structure, signature) without issuing anything.
+    pub fn check_csr(csr_der: &[u8]) -> Result<(), PkiError> {
+        parse_csr(csr_der).map(|_| ())
+    }
+
     /// Signs a client certificate for `agent` over the public key in `csr_der`.
     /// Everything the CSR asks for (names, extensions) is ignored: the
     /// certificate says exactly who the control plane decided the agent is.
@@ -162,12 +167,7 @@ impl Authority {
         csr_der: &[u8],
         lifetime: Duration,
     ) -> Result<IssuedCert, PkiError> {
-        if csr_der.len() > MAX_CSR_BYTES {
-            return Err(PkiError::CsrTooLarge);
-        }
-        let csr =
-            CertificateSigningRequestParams::from_der(&CertificateSigningRequestDer::from(csr_der))
-                .map_err(|e| PkiError::BadCsr(e.to_string()))?;
+        let csr = parse_csr(csr_der)?;
         let serial = random_serial();
         let serial_hex = hex::encode(serial.to_bytes());
         let now = SystemTime::now();
@@ -187,6 +187,14 @@ impl Authority {
             not_after,
         })
     }
+}
+
+fn parse_csr(csr_der: &[u8]) -> Result<CertificateSigningRequestParams, PkiError> {
+    if csr_der.len() > MAX_CSR_BYTES {
+        return Err(PkiError::CsrTooLarge);
+    }
+    CertificateSigningRequestParams::from_der(&CertificateSigningRequestDer::from(csr_der))
+        .map_err(|e| PkiError::BadCsr(e.to_string()))
 }
 
 /// Reads the agent id, serial and expiry from a client certificate that
