@@ -122,7 +122,12 @@ async fn readyz(State(s): State<SharedState>) -> Response {
 
 async fn prometheus(State(s): State<SharedState>) -> Response {
     let online = s.fleet.online().await.len();
-    let known = s.store.list_agents().await.map(|a| a.len()).unwrap_or(0);
+    let known = s
+        .store
+        .agent_counts()
+        .await
+        .map(|(total, _)| usize::try_from(total).unwrap_or(0))
+        .unwrap_or(0);
     (
         [(
             header::CONTENT_TYPE,
