@@ -252,23 +252,12 @@ impl ControlPlane {
 
     /// SIGKILL: no chance to flush anything.
     pub async fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill().await;
-        }
+        kill(self.child.take()).await;
     }
 
     /// SIGTERM, then waits for the exit; returns how long it took.
     pub async fn terminate(&mut self) -> (Duration, Option<std::process::ExitStatus>) {
-        let Some(mut child) = self.child.take() else {
-            return (Duration::ZERO, None);
-        };
-        let start = Instant::now();
-        signal(child.id(), "TERM");
-        let status = tokio::time::timeout(Duration::from_secs(20), child.wait())
-            .await
-            .ok()
-            .and_then(Result::ok);
-        (start.elapsed(), status)
+        terminate(self.child.take()).await
     }
 
     pub async fn restart(&mut self) {
@@ -384,6 +373,27 @@ impl Drop for ControlPlane {
             let _ = child.start_kill();
         }
     }
+}
+
+/// SIGKILL: no chance to flush anything.
+async fn kill(child: Option<Child>) {
+    if let Some(mut child) = child {
+        let _ = child.kill().await;
+    }
+}
+
+/// SIGTERM, then waits (up to 20 s) for the exit; returns how long it took.
+async fn terminate(child: Option<Child>) -> (Duration, Option<std::process::ExitStatus>) {
+    let Some(mut child) = child else {
+        return (Duration::ZERO, None);
+    };
+    let start = Instant::now();
+    signal(child.id(), "TERM");
+    let status = tokio::time::timeout(Duration::from_secs(20), child.wait())
+        .await
+        .ok()
+        .and_then(Result::ok);
+    (start.elapsed(), status)
 }
 
 fn signal(pid: Option<u32>, sig: &str) {
@@ -526,22 +536,11 @@ impl Agent {
     }
 
     pub async fn terminate(&mut self) -> (Duration, Option<std::process::ExitStatus>) {
-        let Some(mut child) = self.child.take() else {
-            return (Duration::ZERO, None);
-        };
-        let start = Instant::now();
-        signal(child.id(), "TERM");
-        let status = tokio::time::timeout(Duration::from_secs(20), child.wait())
-            .await
-            .ok()
-            .and_then(Result::ok);
-        (start.elapsed(), status)
+        terminate(self.child.take()).await
     }
 
     pub async fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill().await;
-        }
+        kill(self.child.take()).await;
     }
 }
 
