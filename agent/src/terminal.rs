@@ -5,6 +5,7 @@
 //! `max_sessions`. The wire side (the `Terminal` gRPC stream) lives in
 //! `link/terminal.rs`; this module knows nothing of protobuf.
 
+mod io;
 mod replay;
 mod session;
 

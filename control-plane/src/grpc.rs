@@ -8,6 +8,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use futures::StreamExt;
+use futures::stream::BoxStream;
 use sovereign_proto::v1 as pb;
 use sovereign_proto::v1::agent_link_server::{AgentLink, AgentLinkServer};
 use sovereign_proto::v1::enrollment_server::{Enrollment, EnrollmentServer};
@@ -201,10 +203,8 @@ struct LinkSvc(Arc<Gateway>);
 
 #[tonic::async_trait]
 impl AgentLink for LinkSvc {
-    type ConnectStream = std::pin::Pin<
-        Box<dyn tokio_stream::Stream<Item = Result<pb::ControlMessage, Status>> + Send>,
-    >;
-    type TerminalStream = ReceiverStream<Result<pb::TerminalFrame, Status>>;
+    type ConnectStream = BoxStream<'static, Result<pb::ControlMessage, Status>>;
+    type TerminalStream = BoxStream<'static, Result<pb::TerminalFrame, Status>>;
 
     async fn connect(
         &self,
@@ -230,7 +230,6 @@ impl AgentLink for LinkSvc {
         let span = tracing::info_span!("agent", agent_id = %peer.agent_id, conn);
         tracker
             .spawn(session::run(g, peer, acked_seq, conn, remote, inbound, out).instrument(span));
-        use tokio_stream::StreamExt;
         Ok(Response::new(Box::pin(
             ReceiverStream::new(rx).map(|item| item.map(|m| *m).map_err(|e| *e)),
         )))
@@ -259,10 +258,12 @@ impl AgentLink for LinkSvc {
         if session_id.is_empty() || session_id.len() > 64 {
             return Err(Status::invalid_argument("bad terminal session id"));
         }
-        let (to_agent_tx, mut to_agent_rx) = mpsc::channel::<crate::terminal::ToAgent>(64);
-        let (from_agent_tx, from_agent_rx) = mpsc::channel::<crate::terminal::FromAgent>(64);
+        let (to_agent_tx, to_agent_rx) = mpsc::channel::<crate::terminal::ToAgent>(64);
+        // No forwarding tasks: the relay polls the agent's frames itself and
+        // its keystrokes go straight into the response stream, so a key
+        // press crosses one task hand-off here each way, not three.
         let link = crate::terminal::AgentLink {
-            from_agent: from_agent_rx,
+            from_agent: frames_from_agent(inbound, g.shutdown.clone()),
             to_agent: to_agent_tx,
             attached: crate::terminal::FromAgent::Attached {
                 output_offset: a.output_offset,
@@ -279,41 +280,33 @@ impl AgentLink for LinkSvc {
                 "no viewer is waiting for this terminal session",
             ));
         }
-        let (out_tx, out_rx) = mpsc::channel::<Result<pb::TerminalFrame, Status>>(64);
-        let sid = session_id.clone();
-        // Relay → agent.
-        let stop = g.shutdown.clone();
-        g.tracker.spawn(async move {
-            loop {
-                let msg = tokio::select! {
-                    m = to_agent_rx.recv() => match m { Some(m) => m, None => break },
-                    () = stop.cancelled() => break,
-                };
-                if out_tx.send(Ok(convert::to_agent(&sid, msg))).await.is_err() {
-                    break;
-                }
-            }
-        });
-        // Agent → relay.
-        let stop = g.shutdown.clone();
-        g.tracker.spawn(async move {
-            loop {
-                let frame = tokio::select! {
-                    f = inbound.message() => f,
-                    () = stop.cancelled() => break,
-                };
-                let Ok(Some(frame)) = frame else { break };
-                let Some(msg) = convert::from_agent(frame) else {
-                    continue;
-                };
-                let closed = matches!(msg, crate::terminal::FromAgent::Closed { .. });
-                if from_agent_tx.send(msg).await.is_err() || closed {
-                    break;
-                }
-            }
-        });
-        Ok(Response::new(ReceiverStream::new(out_rx)))
+        let to_agent = ReceiverStream::new(to_agent_rx)
+            .map(move |msg| Ok(convert::to_agent(&session_id, msg)))
+            .take_until(g.shutdown.clone().cancelled_owned());
+        Ok(Response::new(Box::pin(to_agent)))
     }
+}
+
+/// The agent's terminal frames in domain form; the stream ends after the
+/// agent's `Closed`, on a stream error, or when the control plane stops.
+fn frames_from_agent(
+    inbound: Streaming<pb::TerminalFrame>,
+    stop: CancellationToken,
+) -> BoxStream<'static, crate::terminal::FromAgent> {
+    futures::stream::unfold(Some(inbound), |state| async move {
+        let mut inbound = state?;
+        loop {
+            let Ok(Some(frame)) = inbound.message().await else {
+                return None;
+            };
+            if let Some(msg) = convert::from_agent(frame) {
+                let closed = matches!(msg, crate::terminal::FromAgent::Closed { .. });
+                return Some((msg, (!closed).then_some(inbound)));
+            }
+        }
+    })
+    .take_until(stop.cancelled_owned())
+    .boxed()
 }
 
 /// Identifies the agent by its client certificate and checks it against the

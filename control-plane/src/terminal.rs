@@ -14,6 +14,7 @@ pub use recording::{Recorder, decode_recording};
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
+use futures::stream::BoxStream;
 use sha2::{Digest, Sha256};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
@@ -59,7 +60,8 @@ pub enum ToAgent {
 
 /// Both directions of one agent terminal stream.
 pub struct AgentLink {
-    pub from_agent: mpsc::Receiver<FromAgent>,
+    /// Ends after `Closed`, or when the agent's stream breaks.
+    pub from_agent: BoxStream<'static, FromAgent>,
     pub to_agent: mpsc::Sender<ToAgent>,
     pub attached: FromAgent,
 }
@@ -279,6 +281,7 @@ pub fn clamp_size(cols: u32, rows: u32) -> (u32, u32) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use futures::StreamExt;
 
     fn ticket() -> Ticket {
         Ticket {
@@ -304,9 +307,8 @@ mod tests {
         let relay = spawn_relay(&TaskTracker::new(), CancellationToken::new());
         let agent = AgentId::new();
         let (to_agent, _rx) = mpsc::channel(1);
-        let (_tx, from_agent) = mpsc::channel(1);
         let link = AgentLink {
-            from_agent,
+            from_agent: futures::stream::pending().boxed(),
             to_agent,
             attached: FromAgent::Attached {
                 output_offset: 5,
@@ -327,9 +329,8 @@ mod tests {
         };
         tokio::time::sleep(Duration::from_millis(50)).await;
         let (to_agent, _rx) = mpsc::channel(1);
-        let (_tx, from_agent) = mpsc::channel(1);
         let link = AgentLink {
-            from_agent,
+            from_agent: futures::stream::pending().boxed(),
             to_agent,
             attached: FromAgent::Attached {
                 output_offset: 5,

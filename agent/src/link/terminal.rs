@@ -120,7 +120,7 @@ async fn pump(
     } = opened;
     let id = attachment.session().id().clone();
     let taken_over = attachment.cancelled().clone();
-    let input = attachment.input().clone();
+    let session = attachment.session().clone();
     let (tx, rx) = mpsc::channel::<pb::TerminalFrame>(FRAMES);
     let (end, replay_from) = attachment.offsets();
     let hello = Body::Attach(pb::Attach {
@@ -174,8 +174,17 @@ async fn pump(
                 break Ok(());
             }
             () = taken_over.cancelled() => break Ok(()),
-            permit = input.reserve(), if pending_input.is_some() => match permit {
-                Ok(permit) => permit.send(pending_input.take().unwrap_or_default()),
+            // Keystrokes go straight to the PTY (non-blocking); while its
+            // input queue is full, output keeps flowing the other way.
+            written = session.write(pending_input.as_deref().unwrap_or_default()), if pending_input.is_some() => match written {
+                Ok(n) => {
+                    if let Some(rest) = pending_input.as_mut() {
+                        rest.drain(..n.min(rest.len()));
+                    }
+                    if pending_input.as_ref().is_some_and(Vec::is_empty) {
+                        pending_input = None;
+                    }
+                }
                 Err(_) => pending_input = None,
             },
             msg = inbound.message(), if pending_input.is_none() => match msg {

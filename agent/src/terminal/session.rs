@@ -1,28 +1,25 @@
-//! One live PTY and its threads. PTY reads and writes block, so each
-//! session has three small OS threads of its own — a reader that appends
-//! output to the replay buffer, a writer fed by a bounded channel, and a
-//! waiter for the shell's exit — and the agent's async runtime never blocks
-//! on a terminal.
+//! One live PTY: a reader task that appends output to the replay buffer,
+//! keystrokes written straight from the caller's task (both through
+//! [`super::io`], non-blocking on the agent's runtime), and a small OS thread
+//! that waits for the shell's exit.
 //!
 //! Flow control: with nobody attached the reader never waits (old output
-//! falls off the replay buffer). With a viewer attached, the reader waits
-//! only when the next read would overwrite output the viewer has not been
+//! falls off the replay buffer). With a viewer attached, the reader reads
+//! only as much as fits without overwriting output the viewer has not been
 //! sent yet; the shell then blocks on its writes, as it would over SSH.
 
-use std::io::{Read, Write};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{Notify, watch};
 use tokio_util::sync::CancellationToken;
 
+use super::io::{PtyReader, PtyWriter};
 use super::replay::Replay;
 use super::{SessionId, TerminalError, clamp_size};
 use crate::spawn::{GroupGuard, PtyProcess};
 
-/// Keystroke chunks waiting for the PTY, at most.
-const INPUT_QUEUE: usize = 64;
 const READ_BUF: usize = 16 * 1024;
 
 /// What a viewer waits on: output so far, and how the shell ended.
@@ -45,9 +42,23 @@ struct State {
     terminated: bool,
 }
 
+impl State {
+    /// How many bytes the reader may take from the PTY now, at most `max`.
+    fn room(&self, max: usize) -> usize {
+        if self.terminated || self.attached.is_none() {
+            return max;
+        }
+        let limit = self.sent + self.replay.capacity() as u64;
+        usize::try_from(limit.saturating_sub(self.replay.end()))
+            .unwrap_or(max)
+            .min(max)
+    }
+}
+
 struct Shared {
     state: Mutex<State>,
-    cond: Condvar,
+    /// Wakes the reader when room may have been made (it is the only waiter).
+    room: Notify,
     progress: watch::Sender<Progress>,
 }
 
@@ -57,17 +68,44 @@ impl Shared {
     }
 }
 
+/// Moves PTY output into the replay buffer until the PTY closes.
+async fn read_output(shared: Arc<Shared>, mut reader: PtyReader) {
+    let mut buf = vec![0u8; READ_BUF];
+    loop {
+        let want = loop {
+            // Registered before the check, so a wake-up in between is kept.
+            let room = shared.room.notified();
+            let want = shared.lock().room(buf.len());
+            if want > 0 {
+                break want;
+            }
+            room.await;
+        };
+        let n = match reader.read(&mut buf[..want]).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        let mut st = shared.lock();
+        st.replay.push(&buf[..n]);
+        let end = st.replay.end();
+        drop(st);
+        shared.progress.send_modify(|p| p.end = end);
+    }
+    shared.progress.send_modify(|p| p.eof = true);
+}
+
 pub struct Session {
     id: SessionId,
     shared: Arc<Shared>,
-    input: mpsc::Sender<Vec<u8>>,
+    writer: PtyWriter,
     master: Mutex<Box<dyn portable_pty::MasterPty + Send>>,
     guard: Mutex<Option<GroupGuard>>,
     next_attachment: AtomicU64,
 }
 
 impl Session {
-    /// Takes over a freshly spawned PTY and starts its threads.
+    /// Takes over a freshly spawned PTY and starts its reader task and its
+    /// exit waiter. Call within the agent's runtime.
     pub fn start(
         id: SessionId,
         pty: PtyProcess,
@@ -79,8 +117,7 @@ impl Session {
             mut child,
             guard,
         } = pty;
-        let mut reader = master.try_clone_reader().map_err(|e| io(&e))?;
-        let mut writer = master.take_writer().map_err(|e| io(&e))?;
+        let (reader, writer) = super::io::split(master.as_ref()).map_err(|e| io(&e))?;
         let shared = Arc::new(Shared {
             state: Mutex::new(State {
                 replay: Replay::new(replay_bytes),
@@ -89,58 +126,14 @@ impl Session {
                 detached_since: Instant::now(),
                 terminated: false,
             }),
-            cond: Condvar::new(),
+            room: Notify::new(),
             progress: watch::channel(Progress::default()).0,
         });
-        let (input, mut input_rx) = mpsc::channel::<Vec<u8>>(INPUT_QUEUE);
-        let thread = |name: &str| std::thread::Builder::new().name(format!("pty-{name}"));
+        tokio::spawn(read_output(shared.clone(), reader));
 
         let s = shared.clone();
-        thread("read")
-            .spawn(move || {
-                let mut buf = vec![0u8; READ_BUF];
-                loop {
-                    // EIO once the last holder of the PTY's other side is gone.
-                    let n = match reader.read(&mut buf) {
-                        Ok(0) | Err(_) => break,
-                        Ok(n) => n,
-                    };
-                    let mut st = s.lock();
-                    while !st.terminated
-                        && st.attached.is_some()
-                        && st.sent + (st.replay.capacity() as u64) < st.replay.end() + n as u64
-                    {
-                        st = s
-                            .cond
-                            .wait_timeout(st, Duration::from_secs(1))
-                            .unwrap_or_else(PoisonError::into_inner)
-                            .0;
-                    }
-                    st.replay.push(&buf[..n]);
-                    let end = st.replay.end();
-                    drop(st);
-                    s.progress.send_modify(|p| p.end = end);
-                }
-                s.progress.send_modify(|p| p.eof = true);
-            })
-            .map_err(|e| io(&e))?;
-
-        thread("write")
-            .spawn(move || {
-                while let Some(data) = input_rx.blocking_recv() {
-                    if writer
-                        .write_all(&data)
-                        .and_then(|()| writer.flush())
-                        .is_err()
-                    {
-                        break;
-                    }
-                }
-            })
-            .map_err(|e| io(&e))?;
-
-        let s = shared.clone();
-        thread("wait")
+        std::thread::Builder::new()
+            .name("pty-wait".into())
             .spawn(move || {
                 let code = child
                     .wait()
@@ -156,7 +149,7 @@ impl Session {
         Ok(Arc::new(Self {
             id,
             shared,
-            input,
+            writer,
             master: Mutex::new(master),
             guard: Mutex::new(Some(guard)),
             next_attachment: AtomicU64::new(1),
@@ -181,7 +174,7 @@ impl Session {
         }
         st.sent = st.replay.start();
         drop(st);
-        self.shared.cond.notify_all();
+        self.shared.room.notify_one();
         Attachment {
             session: self.clone(),
             n,
@@ -204,6 +197,24 @@ impl Session {
             .map_err(|e| TerminalError::Io(e.to_string()))
     }
 
+    /// Writes some of `data` to the shell (keystrokes); returns how much.
+    /// Waits while the PTY's input queue is full. Cancel-safe.
+    pub async fn write(&self, data: &[u8]) -> std::io::Result<usize> {
+        self.writer.write(data).await
+    }
+
+    /// Writes all of `data` to the shell.
+    pub async fn write_all(&self, mut data: &[u8]) -> std::io::Result<()> {
+        while !data.is_empty() {
+            let n = self.write(data).await?;
+            if n == 0 {
+                return Err(std::io::ErrorKind::WriteZero.into());
+            }
+            data = &data[n..];
+        }
+        Ok(())
+    }
+
     /// How long nobody has been attached; `None` while someone is.
     pub fn idle_for(&self) -> Option<Duration> {
         let st = self.shared.lock();
@@ -218,7 +229,7 @@ impl Session {
             token.cancel();
         }
         drop(st);
-        self.shared.cond.notify_all();
+        self.shared.room.notify_one();
         let guard = self
             .guard
             .lock()
@@ -265,7 +276,7 @@ impl Attachment {
             st.sent = st.sent.max(upto);
         }
         drop(st);
-        self.session.shared.cond.notify_all();
+        self.session.shared.room.notify_one();
     }
 
     pub fn progress(&mut self) -> &mut watch::Receiver<Progress> {
@@ -275,11 +286,6 @@ impl Attachment {
     /// Fires when another viewer took over or the session ended.
     pub fn cancelled(&self) -> &CancellationToken {
         &self.cancel
-    }
-
-    /// Where keystrokes go (bounded; the PTY writer drains it).
-    pub fn input(&self) -> &mpsc::Sender<Vec<u8>> {
-        &self.session.input
     }
 }
 
@@ -291,6 +297,6 @@ impl Drop for Attachment {
             st.detached_since = Instant::now();
         }
         drop(st);
-        self.session.shared.cond.notify_all();
+        self.session.shared.room.notify_one();
     }
 }

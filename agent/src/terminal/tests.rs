@@ -86,7 +86,7 @@ impl Viewer {
 }
 
 async fn type_in(a: &Attachment, s: &str) {
-    a.input().send(s.as_bytes().to_vec()).await.unwrap();
+    a.session().write_all(s.as_bytes()).await.unwrap();
 }
 
 /// Turns the terminal's echo off, so what comes back is only output.

@@ -10,6 +10,7 @@ use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use futures::StreamExt;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -289,7 +290,7 @@ async fn relay(s: SharedState, principal: Principal, agent: AgentId, mut socket:
                 Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
                 Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break,
             },
-            out = link.from_agent.recv() => match out {
+            out = link.from_agent.next() => match out {
                 Some(FromAgent::Output { offset: at, data }) => {
                     if let Some(r) = recorder.as_ref() {
                         r.output(at, &data).await;

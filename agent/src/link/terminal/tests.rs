@@ -265,3 +265,30 @@ async fn bad_open_requests_are_acked_with_an_error() {
         other => panic!("{other:?}"),
     }
 }
+
+#[tokio::test]
+async fn output_keeps_flowing_while_the_shell_leaves_its_input_unread() {
+    let mut f = Fixture::start().await;
+    let (_, mut relay) = f.open("paste").await;
+    attach_frame(&mut relay).await;
+    let send = relay.1.clone();
+    send.send(to_agent(Body::Attach(pb::Attach::default())))
+        .await
+        .unwrap();
+    let mut offset = 0;
+    send.send(to_agent(Body::Data(
+        b"stty raw -echo; sleep 1; head -c 300000 /dev/zero | tr '\\0' a; echo; echo done-$((6*7))\n"
+            .to_vec(),
+    )))
+    .await
+    .unwrap();
+    // Far more keystrokes than the PTY's input queue holds, none read while
+    // the command runs: the agent must keep sending output meanwhile.
+    for _ in 0..8 {
+        send.send(to_agent(Body::Data(vec![b'x'; MAX_INPUT])))
+            .await
+            .unwrap();
+    }
+    let text = read_until(&mut relay, &mut offset, "done-42").await;
+    assert!(text.matches('a').count() >= 300_000);
+}
