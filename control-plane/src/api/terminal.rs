@@ -292,8 +292,9 @@ async fn relay(s: SharedState, principal: Principal, agent: AgentId, mut socket:
             },
             out = link.from_agent.next() => match out {
                 Some(FromAgent::Output { offset: at, data }) => {
+                    let data = axum::body::Bytes::from(data);
                     if let Some(r) = recorder.as_ref() {
-                        r.output(at, &data).await;
+                        r.output(at, data.clone()).await;
                     }
                     let end = at + data.len() as u64;
                     if end <= offset {
