@@ -22,7 +22,7 @@ set -euo pipefail
 export LC_ALL=C
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-: "${BENCH_KEYSTROKES:=1000}"     # measured keystrokes per path
+: "${BENCH_KEYSTROKES:=5000}"     # measured keystrokes per path (p99 = the 50th slowest)
 : "${BENCH_BULK_MB:=100}"         # size of the file both shells cat, MiB
 : "${BENCH_BULK_ROUNDS:=3}"       # bulk rounds per path (fresh session each)
 : "${BENCH_EXEC_AGENTS:=1000}"    # simulated agents for the fan-out
