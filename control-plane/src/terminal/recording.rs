@@ -2,27 +2,32 @@
 //! `[seconds, "o", text]` line per output chunk and `[seconds, "r", "COLSxROWS"]`
 //! per resize. Input is never recorded (it would hold passwords).
 //!
-//! A recorder is a task of its own, fed through a bounded channel, so a busy
-//! terminal never waits for compression or the database. Lines stream into a
-//! zstd encoder (level 1: about 4× cheaper than gzip's fastest level, and
-//! terminal text shrinks to a few percent); every ~512 KiB of compressed
-//! output, or 2 s, the frame is finished and stored as the next part, so
-//! memory stays small, a crash loses at most the last seconds, and parts
-//! decode one after the other. Parts stored as gzip members by earlier
-//! versions still decode.
+//! A recorder is a thread of its own at background priority (nice 10 on
+//! Linux), fed through a bounded channel, so a busy terminal never waits for
+//! compression or the database and recording never takes the CPU from the
+//! sessions it records; a task stores what it produces. Lines collect in a
+//! buffer; every 512 KiB, or 2 s, the buffer is compressed as one zstd frame
+//! (level 1 with a context reused for the whole session: about 4× cheaper
+//! than gzip's fastest level, and terminal text shrinks to a few percent) and
+//! stored as the next part. So memory stays small, a crash loses at most the
+//! last seconds, and parts decode one after the other. Parts stored as gzip
+//! members by earlier versions still decode.
 
-use std::io::{Read, Write};
+use std::io::Read;
 use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::store::{Store, StoreError};
+use crate::store::{RecordingState, Store, StoreError};
 
-const PART_BYTES: usize = 512 * 1024;
+/// Uncompressed asciicast bytes per stored part, at most (about).
+const PART_RAW: usize = 512 * 1024;
+/// What an idle session's line buffer shrinks back to after a part.
+const IDLE_BUFFER: usize = 16 * 1024;
 const FLUSH_EVERY: Duration = Duration::from_secs(2);
 const ZSTD_LEVEL: i32 = 1;
-/// 2^17 = 128 KiB: bounds the encoder's memory per recorded session.
+/// 2^17 = 128 KiB: bounds the compressor's memory per recorded session.
 const ZSTD_WINDOW_LOG: u32 = 17;
 const ZSTD_MAGIC: [u8; 4] = [0x28, 0xb5, 0x2f, 0xfd];
 const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
@@ -30,10 +35,30 @@ const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
 enum Event {
     Output(u64, Bytes),
     Resize(u32, u32),
+    /// Once a second, so a quiet session's lines are stored within 2 s.
+    Tick,
     Flush(oneshot::Sender<()>),
 }
 
-/// The relay's handle on a session's recorder task.
+/// What the recorder thread hands the storing task.
+enum Produced {
+    Part {
+        data: Vec<u8>,
+        recorded_upto: u64,
+    },
+    /// Everything before this is stored.
+    Flushed(oneshot::Sender<()>),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RecorderError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("cannot start the recorder: {0}")]
+    Start(std::io::Error),
+}
+
+/// The relay's handle on a session's recorder.
 pub struct Recorder {
     tx: mpsc::Sender<Event>,
     recorded_upto: u64,
@@ -41,7 +66,8 @@ pub struct Recorder {
 
 impl Recorder {
     /// Opens the recording of a session (a new one starts with the header, a
-    /// resumed one continues after what is stored) and starts its task.
+    /// resumed one continues after what is stored) and starts its thread and
+    /// storing task.
     pub async fn open(
         store: Store,
         session_id: &str,
@@ -49,28 +75,70 @@ impl Recorder {
         rows: u32,
         title: &str,
         cap: u64,
-    ) -> Result<Self, StoreError> {
-        let mut w = Writer::open(store, session_id, cols, rows, title, cap).await?;
-        let recorded_upto = w.recorded_upto;
+    ) -> Result<Self, RecorderError> {
+        let state = store.recording_state(session_id).await?;
+        let mut enc = Encoder::new(session_id, &state, cols, rows, title, cap)
+            .map_err(RecorderError::Start)?;
+        let recorded_upto = enc.recorded_upto;
         let (tx, mut rx) = mpsc::channel::<Event>(256);
+        let (produced, mut parts) = mpsc::channel::<Produced>(4);
+        std::thread::Builder::new()
+            .name("recorder".into())
+            .spawn(move || {
+                background_priority();
+                while let Some(ev) = rx.blocking_recv() {
+                    match ev {
+                        Event::Output(offset, data) => enc.output(offset, &data),
+                        Event::Resize(c, r) => enc.resize(c, r),
+                        Event::Tick => {}
+                        Event::Flush(done) => {
+                            let part = enc.part();
+                            if part.is_some_and(|p| produced.blocking_send(p).is_err())
+                                || produced.blocking_send(Produced::Flushed(done)).is_err()
+                            {
+                                return;
+                            }
+                            continue;
+                        }
+                    }
+                    if enc.due()
+                        && let Some(p) = enc.part()
+                        && produced.blocking_send(p).is_err()
+                    {
+                        return;
+                    }
+                }
+                if let Some(p) = enc.part() {
+                    let _ = produced.blocking_send(p);
+                }
+            })
+            .map_err(RecorderError::Start)?;
+        let ticks = tx.downgrade();
+        let session_id = session_id.to_owned();
+        let mut next_part = state.next_part;
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_secs(1));
             loop {
                 tokio::select! {
-                    ev = rx.recv() => match ev {
-                        Some(Event::Output(offset, data)) => w.output(offset, &data),
-                        Some(Event::Resize(c, r)) => w.resize(c, r),
-                        Some(Event::Flush(done)) => {
-                            w.store_part().await;
+                    p = parts.recv() => match p {
+                        Some(Produced::Part { data, recorded_upto }) => {
+                            match store.append_recording(&session_id, next_part, &data, recorded_upto).await {
+                                Ok(()) => next_part += 1,
+                                Err(e) => tracing::error!(session_id, error = %e, "Could not store a terminal recording part; it is lost."),
+                            }
+                        }
+                        Some(Produced::Flushed(done)) => {
                             let _ = done.send(());
                         }
                         None => break,
                     },
-                    _ = tick.tick() => {}
+                    _ = tick.tick() => {
+                        if let Some(tx) = ticks.upgrade() {
+                            let _ = tx.try_send(Event::Tick);
+                        }
+                    }
                 }
-                w.store_if_due().await;
             }
-            w.store_part().await;
         });
         Ok(Self { tx, recorded_upto })
     }
@@ -99,50 +167,53 @@ impl Recorder {
     }
 }
 
-type Encoder = zstd::stream::write::Encoder<'static, Vec<u8>>;
-
-fn encoder() -> std::io::Result<Encoder> {
-    let mut e = Encoder::new(Vec::with_capacity(PART_BYTES), ZSTD_LEVEL)?;
-    e.window_log(ZSTD_WINDOW_LOG)?;
-    Ok(e)
+/// Recording is background work: its thread gives way to the terminals and
+/// the API whenever they want the CPU. On Linux a thread has its own nice
+/// value; elsewhere this would renice the whole process, so it is left alone.
+fn background_priority() {
+    #[cfg(target_os = "linux")]
+    if let Err(e) = rustix::process::setpriority_process(Some(rustix::thread::gettid()), 10) {
+        tracing::debug!(error = %e, "Could not lower the recorder thread's priority.");
+    }
 }
 
-/// The recorder task's state.
-struct Writer {
-    store: Store,
+fn compressor() -> std::io::Result<zstd::bulk::Compressor<'static>> {
+    let mut c = zstd::bulk::Compressor::new(ZSTD_LEVEL)?;
+    c.set_parameter(zstd::zstd_safe::CParameter::WindowLog(ZSTD_WINDOW_LOG))?;
+    Ok(c)
+}
+
+/// A session's recording in the making, on the recorder thread.
+struct Encoder {
     session_id: String,
     started_at_ms: i64,
-    part: Option<Encoder>,
+    /// Lines of the part being collected.
+    lines: Vec<u8>,
+    zstd: zstd::bulk::Compressor<'static>,
     recorded_upto: u64,
     /// Bytes of an incomplete UTF-8 sequence carried to the next chunk.
     carry: Vec<u8>,
-    /// One event line, reused.
-    line: Vec<u8>,
-    next_part: i64,
     cap: u64,
     stopped: bool,
     part_started: Instant,
 }
 
-impl Writer {
-    async fn open(
-        store: Store,
+impl Encoder {
+    fn new(
         session_id: &str,
+        state: &RecordingState,
         cols: u32,
         rows: u32,
         title: &str,
         cap: u64,
-    ) -> Result<Self, StoreError> {
-        let state = store.recording_state(session_id).await?;
-        let mut w = Self {
-            store,
+    ) -> std::io::Result<Self> {
+        let mut e = Self {
             session_id: session_id.to_owned(),
             started_at_ms: state.started_at_ms,
-            part: None,
+            lines: Vec::new(),
+            zstd: compressor()?,
             recorded_upto: state.recorded_upto,
             carry: Vec::new(),
-            line: Vec::new(),
-            next_part: state.next_part,
             cap,
             stopped: state.recorded_upto >= cap,
             part_started: Instant::now(),
@@ -156,46 +227,26 @@ impl Writer {
                 "title": title,
                 "env": { "TERM": "xterm-256color" },
             });
-            let mut line = header.to_string().into_bytes();
-            line.push(b'\n');
-            w.write(&line);
+            e.lines = header.to_string().into_bytes();
+            e.lines.push(b'\n');
         }
-        Ok(w)
-    }
-
-    fn write(&mut self, line: &[u8]) {
-        if self.part.is_none() {
-            match encoder() {
-                Ok(e) => {
-                    self.part = Some(e);
-                    self.part_started = Instant::now();
-                }
-                Err(e) => {
-                    tracing::error!(session_id = %self.session_id, error = %e, "Cannot start a terminal recording part; the rest is not recorded.");
-                    self.stopped = true;
-                    return;
-                }
-            }
-        }
-        if let Some(part) = self.part.as_mut()
-            && let Err(e) = part.write_all(line)
-        {
-            tracing::error!(session_id = %self.session_id, error = %e, "Cannot compress terminal output; the rest is not recorded.");
-            self.stopped = true;
-        }
+        Ok(e)
     }
 
     fn event(&mut self, kind: &str, data: &str) {
         let now = crate::pki::millis(std::time::SystemTime::now());
         let t = (((now - self.started_at_ms).max(0) as f64) / 1000.0 * 1_000_000.0).round()
             / 1_000_000.0;
-        let mut line = std::mem::take(&mut self.line);
-        line.clear();
-        if serde_json::to_writer(&mut line, &(t, kind, data)).is_ok() {
-            line.push(b'\n');
-            self.write(&line);
+        if self.lines.is_empty() {
+            self.part_started = Instant::now();
         }
-        self.line = line;
+        // Writing into a Vec cannot fail; a line is whole or absent.
+        let len = self.lines.len();
+        if serde_json::to_writer(&mut self.lines, &(t, kind, data)).is_ok() {
+            self.lines.push(b'\n');
+        } else {
+            self.lines.truncate(len);
+        }
     }
 
     /// Records output at `offset`, skipping bytes already recorded (a replay
@@ -216,16 +267,26 @@ impl Writer {
             joined = [std::mem::take(&mut self.carry).as_slice(), &data[skip..]].concat();
             &joined
         };
-        // Keep an incomplete UTF-8 sequence at the end for the next chunk.
-        let valid = match std::str::from_utf8(bytes) {
-            Ok(_) => bytes.len(),
-            Err(e) if e.error_len().is_none() => e.valid_up_to(),
-            Err(_) => bytes.len(),
-        };
-        let (text, rest) = bytes.split_at(valid);
-        self.carry = rest.to_vec();
-        if !text.is_empty() {
-            self.event("o", &String::from_utf8_lossy(text));
+        match std::str::from_utf8(bytes) {
+            Ok(text) => {
+                if !text.is_empty() {
+                    self.event("o", text);
+                }
+            }
+            Err(e) => {
+                // Keep an incomplete UTF-8 sequence at the end for the next
+                // chunk; invalid bytes become U+FFFD.
+                let valid = if e.error_len().is_none() {
+                    e.valid_up_to()
+                } else {
+                    bytes.len()
+                };
+                let (text, rest) = bytes.split_at(valid);
+                self.carry = rest.to_vec();
+                if !text.is_empty() {
+                    self.event("o", &String::from_utf8_lossy(text));
+                }
+            }
         }
         if self.recorded_upto >= self.cap {
             tracing::warn!(session_id = %self.session_id, cap = self.cap, "Terminal recording reached its size limit; the rest is not recorded.");
@@ -239,33 +300,31 @@ impl Writer {
         }
     }
 
-    async fn store_if_due(&mut self) {
-        let due = self.part.as_ref().is_some_and(|p| {
-            p.get_ref().len() >= PART_BYTES || self.part_started.elapsed() >= FLUSH_EVERY
-        });
-        if due {
-            self.store_part().await;
-        }
+    fn due(&self) -> bool {
+        self.lines.len() >= PART_RAW
+            || (!self.lines.is_empty() && self.part_started.elapsed() >= FLUSH_EVERY)
     }
 
-    /// Finishes the current frame and stores it as the next part.
-    async fn store_part(&mut self) {
-        let Some(part) = self.part.take() else { return };
-        let bytes = match part.finish() {
-            Ok(b) => b,
+    /// The collected lines as one compressed frame, if there are any.
+    fn part(&mut self) -> Option<Produced> {
+        if self.lines.is_empty() {
+            return None;
+        }
+        let compressed = self.zstd.compress(&self.lines);
+        let full = self.lines.len() >= PART_RAW;
+        self.lines.clear();
+        if !full {
+            // A quiet session does not keep a bulk-sized buffer.
+            self.lines.shrink_to(IDLE_BUFFER);
+        }
+        match compressed {
+            Ok(data) => Some(Produced::Part {
+                data,
+                recorded_upto: self.recorded_upto,
+            }),
             Err(e) => {
-                tracing::error!(error = %e, "Could not compress a terminal recording part.");
-                return;
-            }
-        };
-        match self
-            .store
-            .append_recording(&self.session_id, self.next_part, &bytes, self.recorded_upto)
-            .await
-        {
-            Ok(()) => self.next_part += 1,
-            Err(e) => {
-                tracing::error!(session_id = %self.session_id, error = %e, "Could not store a terminal recording part; it is lost.")
+                tracing::error!(session_id = %self.session_id, error = %e, "Could not compress a terminal recording part; it is lost.");
+                None
             }
         }
     }
@@ -302,6 +361,8 @@ pub fn decode_recording(parts: &[Vec<u8>], max: u64) -> std::io::Result<String> 
 
 #[cfg(test)]
 mod tests {
+    use std::io::Write;
+
     use super::*;
 
     async fn store() -> (tempfile::TempDir, Store) {
@@ -341,6 +402,8 @@ mod tests {
         assert_eq!(r.recorded_upto(), 8);
         r.output(0, Bytes::from_static(b"hello \xc3\xa9 world"))
             .await;
+        // An invalid byte becomes U+FFFD; nothing after it is lost.
+        r.output(14, Bytes::from_static(b"\xff!")).await;
         r.flush().await;
         let text = decode_recording(&store.recording_parts("s1").await.unwrap(), 1 << 20).unwrap();
         let lines: Vec<&str> = text.lines().collect();
@@ -356,7 +419,7 @@ mod tests {
             .filter(|e| e[1] == "o")
             .map(|e| e[2].as_str().unwrap())
             .collect();
-        assert_eq!(output, "hello é world");
+        assert_eq!(output, "hello é world\u{fffd}!");
         assert!(events.iter().any(|e| e[1] == "r" && e[2] == "100x30"));
         assert!(
             events
@@ -414,13 +477,67 @@ mod tests {
         let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
         gz.write_all(b"{\"version\":2}\n").unwrap();
         let old = gz.finish().unwrap();
-        let mut z = encoder().unwrap();
-        z.write_all(b"[0.5,\"o\",\"hi\"]\n").unwrap();
-        let new = z.finish().unwrap();
+        let new = compressor()
+            .unwrap()
+            .compress(b"[0.5,\"o\",\"hi\"]\n")
+            .unwrap();
         let text = decode_recording(&[old, new.clone()], 1 << 20).unwrap();
         assert_eq!(text, "{\"version\":2}\n[0.5,\"o\",\"hi\"]\n");
         // The limit holds across parts.
         assert_eq!(decode_recording(&[new.clone(), new], 20).unwrap().len(), 20);
         assert!(decode_recording(&[b"not a part".to_vec()], 1 << 20).is_err());
+    }
+
+    #[tokio::test]
+    async fn a_quiet_session_is_stored_within_seconds_by_a_background_thread() {
+        let (_dir, store) = store().await;
+        store
+            .open_terminal_session("s4", &crate::fleet::AgentId::new(), "admin", 0, 80, 24)
+            .await
+            .unwrap();
+        let r = Recorder::open(store.clone(), "s4", 80, 24, "x", 1 << 20)
+            .await
+            .unwrap();
+        #[cfg(target_os = "linux")]
+        {
+            // The recorder thread runs at nice 10 (field 19 of its stat).
+            let nice: Vec<String> = std::fs::read_dir("/proc/self/task")
+                .unwrap()
+                .filter_map(|t| {
+                    let dir = t.ok()?.path();
+                    let comm = std::fs::read_to_string(dir.join("comm")).ok()?;
+                    let stat = std::fs::read_to_string(dir.join("stat")).ok()?;
+                    (comm.trim() == "recorder").then(|| {
+                        stat.rsplit(')')
+                            .next()
+                            .unwrap_or_default()
+                            .split_whitespace()
+                            .nth(16)
+                            .unwrap_or_default()
+                            .to_owned()
+                    })
+                })
+                .collect();
+            assert!(
+                nice.contains(&"10".to_owned()),
+                "recorder threads' nice values: {nice:?}"
+            );
+        }
+        r.output(0, Bytes::from_static(b"quiet")).await;
+        // No flush: the 2 s timer stores it.
+        let t = Instant::now();
+        loop {
+            let parts = store.recording_parts("s4").await.unwrap();
+            if !parts.is_empty() {
+                assert!(decode_recording(&parts, 1 << 20).unwrap().contains("quiet"));
+                break;
+            }
+            assert!(
+                t.elapsed() < Duration::from_secs(10),
+                "nothing stored after 10 s"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        drop(r);
     }
 }
