@@ -292,21 +292,22 @@ async fn relay(s: SharedState, principal: Principal, agent: AgentId, mut socket:
             },
             out = link.from_agent.next() => match out {
                 Some(FromAgent::Output { offset: at, data }) => {
-                    let data = axum::body::Bytes::from(data);
-                    if let Some(r) = recorder.as_ref() {
-                        r.output(at, data.clone()).await;
-                    }
+                    // The viewer first: recording is not in a keystroke's path.
                     let end = at + data.len() as u64;
-                    if end <= offset {
-                        continue;
+                    let mut sent = true;
+                    if end > offset {
+                        let skip = usize::try_from(offset.saturating_sub(at)).unwrap_or(0).min(data.len());
+                        let start = at.max(offset);
+                        offset = end;
+                        let mut frame = Vec::with_capacity(8 + data.len() - skip);
+                        frame.extend_from_slice(&start.to_be_bytes());
+                        frame.extend_from_slice(&data[skip..]);
+                        sent = socket.send(Message::Binary(frame.into())).await.is_ok();
                     }
-                    let skip = usize::try_from(offset.saturating_sub(at)).unwrap_or(0).min(data.len());
-                    let start = at.max(offset);
-                    offset = end;
-                    let mut frame = Vec::with_capacity(8 + data.len() - skip);
-                    frame.extend_from_slice(&start.to_be_bytes());
-                    frame.extend_from_slice(&data[skip..]);
-                    if socket.send(Message::Binary(frame.into())).await.is_err() {
+                    if let Some(r) = recorder.as_ref() {
+                        r.output(at, axum::body::Bytes::from(data)).await;
+                    }
+                    if !sent {
                         break;
                     }
                 }

@@ -3,7 +3,8 @@
 //! per resize. Input is never recorded (it would hold passwords).
 //!
 //! A recorder is a thread of its own at background priority (nice 10 on
-//! Linux), fed through a bounded channel, so a busy terminal never waits for
+//! Linux), fed through a bounded channel it drains every few milliseconds
+//! (never woken per chunk), so a busy terminal never waits for
 //! compression or the database and recording never takes the CPU from the
 //! sessions it records; a task stores what it produces. Lines collect in a
 //! buffer; every 512 KiB, or 2 s, the buffer is compressed as one zstd frame
@@ -26,6 +27,10 @@ const PART_RAW: usize = 512 * 1024;
 /// What an idle session's line buffer shrinks back to after a part.
 const IDLE_BUFFER: usize = 16 * 1024;
 const FLUSH_EVERY: Duration = Duration::from_secs(2);
+/// The recorder thread's naps between drains of its queue: short while
+/// output flows, longer while the session is quiet.
+const MIN_NAP: Duration = Duration::from_millis(10);
+const MAX_NAP: Duration = Duration::from_millis(200);
 const ZSTD_LEVEL: i32 = 1;
 /// 2^17 = 128 KiB: bounds the compressor's memory per recorded session.
 const ZSTD_WINDOW_LOG: u32 = 17;
@@ -35,8 +40,6 @@ const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
 enum Event {
     Output(u64, Bytes),
     Resize(u32, u32),
-    /// Once a second, so a quiet session's lines are stored within 2 s.
-    Tick,
     Flush(oneshot::Sender<()>),
 }
 
@@ -86,11 +89,30 @@ impl Recorder {
             .name("recorder".into())
             .spawn(move || {
                 background_priority();
-                while let Some(ev) = rx.blocking_recv() {
+                // The queue is drained after short naps rather than on a
+                // wake-up per chunk, so an echo never pays for waking this
+                // thread; naps grow while the session is quiet.
+                let mut nap = MIN_NAP;
+                loop {
+                    let ev = match rx.try_recv() {
+                        Ok(ev) => ev,
+                        Err(mpsc::error::TryRecvError::Empty) => {
+                            if enc.due()
+                                && let Some(p) = enc.part()
+                                && produced.blocking_send(p).is_err()
+                            {
+                                return;
+                            }
+                            std::thread::sleep(nap);
+                            nap = (nap * 2).min(MAX_NAP);
+                            continue;
+                        }
+                        Err(mpsc::error::TryRecvError::Disconnected) => break,
+                    };
+                    nap = MIN_NAP;
                     match ev {
                         Event::Output(offset, data) => enc.output(offset, &data),
                         Event::Resize(c, r) => enc.resize(c, r),
-                        Event::Tick => {}
                         Event::Flush(done) => {
                             let part = enc.part();
                             if part.is_some_and(|p| produced.blocking_send(p).is_err())
@@ -101,7 +123,7 @@ impl Recorder {
                             continue;
                         }
                     }
-                    if enc.due()
+                    if enc.lines.len() >= PART_RAW
                         && let Some(p) = enc.part()
                         && produced.blocking_send(p).is_err()
                     {
@@ -113,29 +135,25 @@ impl Recorder {
                 }
             })
             .map_err(RecorderError::Start)?;
-        let ticks = tx.downgrade();
         let session_id = session_id.to_owned();
         let mut next_part = state.next_part;
         tokio::spawn(async move {
-            let mut tick = tokio::time::interval(Duration::from_secs(1));
-            loop {
-                tokio::select! {
-                    p = parts.recv() => match p {
-                        Some(Produced::Part { data, recorded_upto }) => {
-                            match store.append_recording(&session_id, next_part, &data, recorded_upto).await {
-                                Ok(()) => next_part += 1,
-                                Err(e) => tracing::error!(session_id, error = %e, "Could not store a terminal recording part; it is lost."),
-                            }
+            while let Some(p) = parts.recv().await {
+                match p {
+                    Produced::Part {
+                        data,
+                        recorded_upto,
+                    } => match store
+                        .append_recording(&session_id, next_part, &data, recorded_upto)
+                        .await
+                    {
+                        Ok(()) => next_part += 1,
+                        Err(e) => {
+                            tracing::error!(session_id, error = %e, "Could not store a terminal recording part; it is lost.")
                         }
-                        Some(Produced::Flushed(done)) => {
-                            let _ = done.send(());
-                        }
-                        None => break,
                     },
-                    _ = tick.tick() => {
-                        if let Some(tx) = ticks.upgrade() {
-                            let _ = tx.try_send(Event::Tick);
-                        }
+                    Produced::Flushed(done) => {
+                        let _ = done.send(());
                     }
                 }
             }
