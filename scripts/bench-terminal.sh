@@ -217,6 +217,15 @@ SOVEREIGN_ADMIN_PASSWORD=$CP_PASSWORD "$RELEASE/sovereign-termbench" terminal --
     --relay-pids "$CP_PID,$AGENT_PID" --sshd-pid "$SSHD_PID" --clk-tck "$(getconf CLK_TCK)" \
     >"$WORK/terminal.json" 2> >(tee "$WORK/termbench.err" >&2) || die "the terminal measurement failed"
 T=$WORK/terminal.json
+log "the PTY alone: script(1) cats the same file on a local PTY, $BENCH_BULK_ROUNDS rounds"
+PTY_ROUNDS=()
+for ((r = 0; r < BENCH_BULK_ROUNDS; r++)); do
+    S=$EPOCHREALTIME
+    script -q -e -c "cat $WORK/bulk.txt" /dev/null >/dev/null
+    PTY_ROUNDS+=("$(calc "%.2f" "$EPOCHREALTIME - $S")")
+done
+PTY_MED=$(printf '%s\n' "${PTY_ROUNDS[@]}" | sort -n | awk '{ a[NR] = $1 } END { print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }')
+PTY_MBS=$(calc "%.1f" "$BENCH_BULK_MB / $PTY_MED")
 CP_TERM_ERRORS=$(grep -cE ' (WARN|ERROR) ' "$WORK/cp-terminal.err" || true)
 AGENT_ERRORS=$(grep -cE ' (WARN|ERROR) ' "$WORK/agent.err" || true)
 CP_TERM_TOP=$(grep -E ' (WARN|ERROR) ' "$WORK/cp-terminal.err" | sed -E 's/\x1b\[[0-9;]*m//g; s/^[^ ]+ +//; s/(session_id|agent_id)=[^ ]+//g' | cut -c1-160 | sort | uniq -c | sort -rn | head -3 | sed 's/^ */    /' || true)
@@ -305,7 +314,9 @@ paths in blocks of 100 keystrokes and per bulk round.
   cookie (TCP_NODELAY, as browsers set it), \`{"type":"auth"}\`, binary
   input frames, output frames of an 8-byte offset + bytes — through the
   control plane (release build, SQLite, default settings: the session is
-  recorded) and the agent's gRPC \`Terminal\` stream over mutual TLS to a PTY.
+  recorded, as zstd by a nice-10 thread, up to 64 MiB) and the agent's gRPC
+  \`Terminal\` stream over mutual TLS to a PTY the agent reads and writes
+  non-blocking on its one runtime thread.
 - **OpenSSH**: Debian's $SSH_VERSION, its own \`sshd\` on 127.0.0.1 (temp host key and
   config, \`UsePAM no\`, key-only root login), client
   \`ssh -tt -p PORT -i KEY -e none -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null root@127.0.0.1\`
@@ -331,6 +342,7 @@ paths in blocks of 100 keystrokes and per bulk round.
 | Enter on an empty line → whole next prompt, p50 / p99 / max ($(j .enter.relay.n "$T") each) | $(ms .enter.relay.p50_ms) / $(ms .enter.relay.p99_ms) / $(ms .enter.relay.max_ms) ms | $(ms .enter.ssh.p50_ms) / $(ms .enter.ssh.p99_ms) / $(ms .enter.ssh.max_ms) ms |
 | cat ${BENCH_BULK_MB} MiB, fresh session (each round) | $(rounds .bulk.relay) | $(rounds .bulk.ssh) |
 | **bulk throughput** (median) | **$(calc "%.1f" "$R_MBS") MiB/s** | **$(calc "%.1f" "$S_MBS") MiB/s** |
+| for scale: the PTY alone, \`script -q -e -c "cat FILE" /dev/null\` with its output to /dev/null (no network, no encryption), median of $BENCH_BULK_ROUNDS | $PTY_MBS MiB/s ($(IFS=,; echo "${PTY_ROUNDS[*]}" | sed 's/,/ s, /g') s) | |
 | output bytes as expected in every round | $(j .bulk.relay.bytes_ok "$T") | $(j .bulk.ssh.bytes_ok "$T") |
 | average chunk the client received | $(calc "%.0f" "$(j .bulk.relay.avg_chunk_bytes "$T")") B (WebSocket frame) | $(calc "%.0f" "$(j .bulk.ssh.avg_chunk_bytes "$T")") B (pipe read) |
 | CPU per cat, path / client side (avg) | $(cpu .bulk.relay) | $(cpu .bulk.ssh) |
