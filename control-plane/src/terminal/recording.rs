@@ -518,27 +518,30 @@ mod tests {
             .unwrap();
         #[cfg(target_os = "linux")]
         {
-            // The recorder thread runs at nice 10 (field 19 of its stat).
-            let nice: Vec<String> = std::fs::read_dir("/proc/self/task")
-                .unwrap()
-                .filter_map(|t| {
-                    let dir = t.ok()?.path();
-                    let comm = std::fs::read_to_string(dir.join("comm")).ok()?;
-                    let stat = std::fs::read_to_string(dir.join("stat")).ok()?;
-                    (comm.trim() == "recorder").then(|| {
-                        stat.rsplit(')')
-                            .next()
-                            .unwrap_or_default()
-                            .split_whitespace()
-                            .nth(16)
-                            .unwrap_or_default()
-                            .to_owned()
+            // The recorder thread (named and reniced as it starts) runs at
+            // nice 10: field 19 of its stat.
+            let recorder_nices = || -> Vec<String> {
+                std::fs::read_dir("/proc/self/task")
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|t| {
+                        let dir = t.ok()?.path();
+                        let comm = std::fs::read_to_string(dir.join("comm")).ok()?;
+                        let stat = std::fs::read_to_string(dir.join("stat")).ok()?;
+                        let nice = stat.rsplit(')').next()?.split_whitespace().nth(16)?;
+                        (comm.trim() == "recorder").then(|| nice.to_owned())
                     })
-                })
-                .collect();
+                    .collect()
+            };
+            let t = Instant::now();
+            let mut nices = recorder_nices();
+            while !nices.iter().any(|n| n == "10") && t.elapsed() < Duration::from_secs(10) {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                nices = recorder_nices();
+            }
             assert!(
-                nice.contains(&"10".to_owned()),
-                "recorder threads' nice values: {nice:?}"
+                nices.iter().any(|n| n == "10"),
+                "recorder threads' nice values: {nices:?}"
             );
         }
         r.output(0, Bytes::from_static(b"quiet")).await;
