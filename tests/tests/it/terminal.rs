@@ -246,7 +246,7 @@ async fn terminal_round_trip_resize_and_reattach(backend: Backend) {
             let shown = String::from_utf8_lossy(&out.stdout);
             assert!(
                 out.status.success(),
-                "asciinema rejected the recording: {}",
+                "asciinema rejected the recording: {}{shown}\n{cast}",
                 String::from_utf8_lossy(&out.stderr)
             );
             assert!(
