@@ -1,0 +1,179 @@
+//! What recording a terminal costs the control plane, next to the format it
+//! replaced, in one run:
+//!
+//!   cargo bench -p sovereign --bench recording
+//!
+//! 1. 100 MiB of output through `Recorder` (asciicast lines, zstd frames,
+//!    parts stored in SQLite in a temp dir), as the relay feeds it: 30 KiB
+//!    chunks. Reported: wall time until flushed, CPU of the whole process
+//!    (the recorder thread included), parts and stored bytes.
+//! 2. Compression alone on the same bytes: zstd level 1 (what the recorder
+//!    uses) and gzip's fastest level (what it used before).
+//!
+//! Two kinds of output: random base64 text in 99-column lines (a `cat` of a
+//! binary blob: the worst case) and `ls -l`-like lines with colour codes.
+//! Deterministic data (a fixed-seed generator), nothing from the network.
+
+use std::io::Write;
+use std::time::Instant;
+
+use axum::body::Bytes;
+use sovereign::fleet::AgentId;
+use sovereign::store::Store;
+use sovereign::terminal::Recorder;
+
+const MIB: usize = 1 << 20;
+const TOTAL: usize = 100 * MIB;
+const CHUNK: usize = 30 * 1024;
+
+fn main() {
+    let inputs = [
+        ("random base64, 99 columns", base64_lines()),
+        ("ls -l-like lines with colours", listing_lines()),
+    ];
+    println!(
+        "| output (100 MiB) | recorder wall | recorder CPU | parts | stored | zstd -1 alone | gzip fast alone (before) |"
+    );
+    println!("|---|---:|---:|---:|---:|---:|---:|");
+    for (name, data) in &inputs {
+        let rec = record(data);
+        let (zs, zn) = time(|| {
+            zstd::bulk::compress(data, 1)
+                .expect("zstd compresses")
+                .len()
+        });
+        let (gs, gn) = time(|| {
+            let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+            for c in data.chunks(CHUNK) {
+                gz.write_all(c).expect("gzip compresses");
+            }
+            gz.finish().expect("gzip finishes").len()
+        });
+        println!(
+            "| {name} | {:.2} s | {:.2} s | {} | {:.1} MiB ({:.1} %) | {zs:.2} s → {:.1} % | {gs:.2} s → {:.1} % |",
+            rec.wall_s,
+            rec.cpu_s,
+            rec.parts,
+            rec.stored as f64 / MIB as f64,
+            pct(rec.stored, data.len()),
+            pct(zn, data.len()),
+            pct(gn, data.len()),
+        );
+    }
+}
+
+struct Recorded {
+    wall_s: f64,
+    cpu_s: f64,
+    parts: usize,
+    stored: usize,
+}
+
+fn record(data: &[u8]) -> Recorded {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    rt.block_on(async {
+        let dir = tempfile::tempdir().expect("a temp dir");
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("b.db").display());
+        let store = Store::open(&url).await.expect("the store opens");
+        store
+            .open_terminal_session("bench", &AgentId::new(), "bench", 0, 80, 24)
+            .await
+            .expect("a session row");
+        let chunks: Vec<Bytes> = data.chunks(CHUNK).map(Bytes::copy_from_slice).collect();
+        let rec = Recorder::open(store.clone(), "bench", 80, 24, "bench", u64::MAX)
+            .await
+            .expect("the recorder opens");
+        let cpu0 = process_cpu_s();
+        let t = Instant::now();
+        let mut offset = 0u64;
+        for c in chunks {
+            let n = c.len() as u64;
+            rec.output(offset, c).await;
+            offset += n;
+        }
+        rec.flush().await;
+        let wall_s = t.elapsed().as_secs_f64();
+        let cpu_s = process_cpu_s() - cpu0;
+        let parts = store.recording_parts("bench").await.expect("parts");
+        Recorded {
+            wall_s,
+            cpu_s,
+            parts: parts.len(),
+            stored: parts.iter().map(Vec::len).sum(),
+        }
+    })
+}
+
+fn time<T>(f: impl FnOnce() -> T) -> (f64, T) {
+    let t = Instant::now();
+    let out = f();
+    (t.elapsed().as_secs_f64(), out)
+}
+
+fn pct(part: usize, whole: usize) -> f64 {
+    part as f64 * 100.0 / whole as f64
+}
+
+/// utime + stime of this process, all threads, in seconds.
+fn process_cpu_s() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let fields: Vec<&str> = stat
+        .rsplit(')')
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    // Linux reports in USER_HZ, 100 on every architecture it runs on here.
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+/// A fixed-seed generator (xorshift): the same bytes on every run.
+fn rng(seed: u64) -> impl FnMut() -> u64 {
+    let mut x = seed;
+    move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    }
+}
+
+fn base64_lines() -> Vec<u8> {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut next = rng(0x5eed);
+    let mut out = Vec::with_capacity(TOTAL);
+    while out.len() < TOTAL {
+        for _ in 0..99 {
+            out.push(ALPHABET[(next() >> 58) as usize]);
+        }
+        out.extend_from_slice(b"\r\n");
+    }
+    out.truncate(TOTAL);
+    out
+}
+
+fn listing_lines() -> Vec<u8> {
+    let mut next = rng(0x1157);
+    let mut out = Vec::with_capacity(TOTAL);
+    let mut i = 0u64;
+    while out.len() < TOTAL {
+        let size = next() % 10_000_000;
+        let minute = next() % 60;
+        let _ = write!(
+            out,
+            "-rw-r--r-- 1 root root {size:>9} Nov 22 03:{minute:02} \x1b[01;32mfile-{i}.log\x1b[0m\r\n"
+        );
+        i += 1;
+    }
+    out.truncate(TOTAL);
+    out
+}
