@@ -73,7 +73,8 @@ async fn read_output(shared: Arc<Shared>, mut reader: PtyReader) {
     let mut buf = vec![0u8; READ_BUF];
     loop {
         let want = loop {
-            // Registered before the check, so a wake-up in between is kept.
+            // `notify_one` leaves a permit when nobody waits yet, so room
+            // made between this check and the await is not missed.
             let room = shared.room.notified();
             let want = shared.lock().room(buf.len());
             if want > 0 {
