@@ -177,14 +177,12 @@ async fn pump(
             // Keystrokes go straight to the PTY (non-blocking); while its
             // input queue is full, output keeps flowing the other way.
             written = session.write(pending_input.as_deref().unwrap_or_default()), if pending_input.is_some() => match written {
-                Ok(n) => {
-                    if let Some(rest) = pending_input.as_mut() {
-                        rest.drain(..n.min(rest.len()));
-                    }
-                    if pending_input.as_ref().is_some_and(Vec::is_empty) {
+                Ok(n) => if let Some(rest) = pending_input.as_mut() {
+                    rest.drain(..n.min(rest.len()));
+                    if rest.is_empty() {
                         pending_input = None;
                     }
-                }
+                },
                 Err(_) => pending_input = None,
             },
             msg = inbound.message(), if pending_input.is_none() => match msg {

@@ -204,18 +204,6 @@ impl Session {
         self.writer.write(data).await
     }
 
-    /// Writes all of `data` to the shell.
-    pub async fn write_all(&self, mut data: &[u8]) -> std::io::Result<()> {
-        while !data.is_empty() {
-            let n = self.write(data).await?;
-            if n == 0 {
-                return Err(std::io::ErrorKind::WriteZero.into());
-            }
-            data = &data[n..];
-        }
-        Ok(())
-    }
-
     /// How long nobody has been attached; `None` while someone is.
     pub fn idle_for(&self) -> Option<Duration> {
         let st = self.shared.lock();

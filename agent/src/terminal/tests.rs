@@ -86,7 +86,12 @@ impl Viewer {
 }
 
 async fn type_in(a: &Attachment, s: &str) {
-    a.session().write_all(s.as_bytes()).await.unwrap();
+    let mut left = s.as_bytes();
+    while !left.is_empty() {
+        let n = a.session().write(left).await.unwrap();
+        assert!(n > 0, "the PTY took no input");
+        left = &left[n..];
+    }
 }
 
 /// Turns the terminal's echo off, so what comes back is only output.
