@@ -84,6 +84,21 @@ pub async fn principal(s: &SharedState, headers: &HeaderMap) -> Result<Principal
     }
 }
 
+/// The caller of a WebSocket upgrade. Browsers send `Origin` on every
+/// WebSocket handshake and the cookie rides along cross-site, so a missing
+/// or foreign origin is refused before anything else (CSWSH).
+pub async fn websocket_principal(
+    s: &SharedState,
+    headers: &HeaderMap,
+) -> Result<Principal, ApiError> {
+    if !origin_allowed(s, headers) {
+        return Err(ApiError::Forbidden(
+            "WebSocket from a foreign origin".into(),
+        ));
+    }
+    principal(s, headers).await
+}
+
 pub async fn require_auth(
     State(s): State<SharedState>,
     mut req: Request,

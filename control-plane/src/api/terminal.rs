@@ -113,12 +113,7 @@ pub async fn socket(
     headers: HeaderMap,
     ws: WebSocketUpgrade,
 ) -> Result<Response, ApiError> {
-    if !auth::origin_allowed(&s, &headers) {
-        return Err(ApiError::Forbidden(
-            "WebSocket from a foreign origin".into(),
-        ));
-    }
-    let principal = auth::principal(&s, &headers).await?;
+    let principal = auth::websocket_principal(&s, &headers).await?;
     let agent = parse_agent(&id)?;
     Ok(ws
         .max_message_size(MAX_INPUT_FRAME + 1024)

@@ -16,7 +16,6 @@ use super::{AppState, router};
 use crate::identity::{Password, Role, SessionPolicy};
 use crate::pki::{Authority, millis};
 use crate::ratelimit::RateLimiter;
-use crate::store::Store;
 use crate::telemetry::Telemetry;
 
 struct Harness {
@@ -26,13 +25,7 @@ struct Harness {
 }
 
 async fn harness() -> Harness {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(&format!(
-        "sqlite://{}?mode=rwc",
-        dir.path().join("t.db").display()
-    ))
-    .await
-    .unwrap();
+    let (dir, store) = crate::store::tests::temp_sqlite().await;
     let token = super::auth_token();
     store
         .create_api_token(

@@ -36,12 +36,7 @@ pub async fn upgrade(
     headers: HeaderMap,
     ws: WebSocketUpgrade,
 ) -> Result<Response, ApiError> {
-    if !auth::origin_allowed(&s, &headers) {
-        return Err(ApiError::Forbidden(
-            "WebSocket from a foreign origin".into(),
-        ));
-    }
-    let principal = auth::principal(&s, &headers).await?;
+    let principal = auth::websocket_principal(&s, &headers).await?;
     Ok(ws
         .max_message_size(MAX_MESSAGE)
         .max_frame_size(MAX_MESSAGE)
