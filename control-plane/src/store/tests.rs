@@ -18,15 +18,22 @@ pub fn pg_admin_url() -> String {
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
 }
 
+/// A fresh SQLite store in a temp dir (kept as long as the dir lives).
+pub async fn temp_sqlite() -> (tempfile::TempDir, Store) {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}?mode=rwc", dir.path().join("t.db").display());
+    let store = Store::open(&url).await.unwrap();
+    (dir, store)
+}
+
 /// Runs `body` on SQLite, then on PostgreSQL.
 pub async fn on_both<F, Fut>(body: F)
 where
     F: Fn(Store) -> Fut,
     Fut: Future<Output = ()>,
 {
-    let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}?mode=rwc", dir.path().join("t.db").display());
-    body(Store::open(&url).await.unwrap()).await;
+    let (_dir, store) = temp_sqlite().await;
+    body(store).await;
 
     if std::env::var("SOVEREIGN_TEST_SKIP_PG").is_ok() {
         eprintln!("NOTE: PostgreSQL half of this test skipped (SOVEREIGN_TEST_SKIP_PG is set)");

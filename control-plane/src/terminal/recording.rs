@@ -382,21 +382,11 @@ mod tests {
     use std::io::Write;
 
     use super::*;
-
-    async fn store() -> (tempfile::TempDir, Store) {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&format!(
-            "sqlite://{}?mode=rwc",
-            dir.path().join("t.db").display()
-        ))
-        .await
-        .unwrap();
-        (dir, store)
-    }
+    use crate::store::tests::temp_sqlite;
 
     #[tokio::test]
     async fn records_asciicast_without_duplicates_across_reattach() {
-        let (_dir, store) = store().await;
+        let (_dir, store) = temp_sqlite().await;
         let agent = crate::fleet::AgentId::new();
         store
             .open_terminal_session("s1", &agent, "admin", 1_800_000_000_000, 80, 24)
@@ -448,7 +438,7 @@ mod tests {
 
     #[tokio::test]
     async fn recording_stops_at_its_cap_and_bulk_output_is_split_into_parts() {
-        let (_dir, store) = store().await;
+        let (_dir, store) = temp_sqlite().await;
         store
             .open_terminal_session("s2", &crate::fleet::AgentId::new(), "admin", 0, 80, 24)
             .await
@@ -508,7 +498,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_quiet_session_is_stored_within_seconds_by_a_background_thread() {
-        let (_dir, store) = store().await;
+        let (_dir, store) = temp_sqlite().await;
         store
             .open_terminal_session("s4", &crate::fleet::AgentId::new(), "admin", 0, 80, 24)
             .await
