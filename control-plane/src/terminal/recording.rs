@@ -80,60 +80,14 @@ impl Recorder {
         cap: u64,
     ) -> Result<Self, RecorderError> {
         let state = store.recording_state(session_id).await?;
-        let mut enc = Encoder::new(session_id, &state, cols, rows, title, cap)
+        let enc = Encoder::new(session_id, &state, cols, rows, title, cap)
             .map_err(RecorderError::Start)?;
         let recorded_upto = enc.recorded_upto;
-        let (tx, mut rx) = mpsc::channel::<Event>(256);
+        let (tx, rx) = mpsc::channel::<Event>(256);
         let (produced, mut parts) = mpsc::channel::<Produced>(4);
         std::thread::Builder::new()
             .name("recorder".into())
-            .spawn(move || {
-                background_priority();
-                // The queue is drained after short naps rather than on a
-                // wake-up per chunk, so an echo never pays for waking this
-                // thread; naps grow while the session is quiet.
-                let mut nap = MIN_NAP;
-                loop {
-                    let ev = match rx.try_recv() {
-                        Ok(ev) => ev,
-                        Err(mpsc::error::TryRecvError::Empty) => {
-                            if enc.due()
-                                && let Some(p) = enc.part()
-                                && produced.blocking_send(p).is_err()
-                            {
-                                return;
-                            }
-                            std::thread::sleep(nap);
-                            nap = (nap * 2).min(MAX_NAP);
-                            continue;
-                        }
-                        Err(mpsc::error::TryRecvError::Disconnected) => break,
-                    };
-                    nap = MIN_NAP;
-                    match ev {
-                        Event::Output(offset, data) => enc.output(offset, &data),
-                        Event::Resize(c, r) => enc.resize(c, r),
-                        Event::Flush(done) => {
-                            let part = enc.part();
-                            if part.is_some_and(|p| produced.blocking_send(p).is_err())
-                                || produced.blocking_send(Produced::Flushed(done)).is_err()
-                            {
-                                return;
-                            }
-                            continue;
-                        }
-                    }
-                    if enc.lines.len() >= PART_RAW
-                        && let Some(p) = enc.part()
-                        && produced.blocking_send(p).is_err()
-                    {
-                        return;
-                    }
-                }
-                if let Some(p) = enc.part() {
-                    let _ = produced.blocking_send(p);
-                }
-            })
+            .spawn(move || record(enc, rx, produced))
             .map_err(RecorderError::Start)?;
         let session_id = session_id.to_owned();
         let mut next_part = state.next_part;
@@ -183,6 +137,42 @@ impl Recorder {
             let _ = wait.await;
         }
     }
+}
+
+/// The recorder thread. Its queue is drained after short naps rather than
+/// on a wake-up per chunk, so an echo never pays for waking it; naps grow
+/// while the session is quiet.
+fn record(mut enc: Encoder, mut rx: mpsc::Receiver<Event>, produced: mpsc::Sender<Produced>) {
+    background_priority();
+    // Hands a part (if any) to the storing task; false once that task is gone.
+    let hand_over = |p: Option<Produced>| p.is_none_or(|p| produced.blocking_send(p).is_ok());
+    let mut nap = MIN_NAP;
+    loop {
+        match rx.try_recv() {
+            Ok(Event::Output(offset, data)) => {
+                enc.output(offset, &data);
+                nap = MIN_NAP;
+            }
+            Ok(Event::Resize(c, r)) => {
+                enc.resize(c, r);
+                nap = MIN_NAP;
+            }
+            Ok(Event::Flush(done)) => {
+                if !(hand_over(enc.part()) && hand_over(Some(Produced::Flushed(done)))) {
+                    return;
+                }
+            }
+            Err(mpsc::error::TryRecvError::Empty) => {
+                std::thread::sleep(nap);
+                nap = (nap * 2).min(MAX_NAP);
+            }
+            Err(mpsc::error::TryRecvError::Disconnected) => break,
+        }
+        if enc.due() && !hand_over(enc.part()) {
+            return;
+        }
+    }
+    hand_over(enc.part());
 }
 
 /// Recording is background work: its thread gives way to the terminals and
