@@ -39,93 +39,9 @@ WORK=$(mktemp -d "${TMPDIR:-/tmp}/sovereign-termbench.XXXXXX")
 PIDS=()
 COMMAND="scripts/bench-terminal.sh"
 
-log() { printf '[bench-terminal %(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
-die() { log "error: $*"; exit 1; }
-
-cleanup() {
-    local pid i
-    for ((i = ${#PIDS[@]} - 1; i >= 0; i--)); do
-        kill -TERM "${PIDS[i]}" 2>/dev/null || true
-    done
-    for _ in $(seq 1 50); do
-        local alive=0
-        for pid in "${PIDS[@]}"; do kill -0 "$pid" 2>/dev/null && alive=1; done
-        ((alive)) || break
-        sleep 0.2
-    done
-    for pid in "${PIDS[@]}"; do kill -KILL "$pid" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-# bg NAME CMD...: start CMD in the background, stdout/stderr to $WORK/NAME.{out,err}.
-bg() {
-    local name=$1
-    shift
-    "$@" >"$WORK/$name.out" 2>"$WORK/$name.err" &
-    PIDS+=("$!")
-    LAST_PID=$!
-}
-
-# stop PID: SIGTERM, then wait up to 10 s (SIGKILL after that).
-stop() {
-    kill -TERM "$1" 2>/dev/null || return 0
-    for _ in $(seq 1 50); do kill -0 "$1" 2>/dev/null || return 0; sleep 0.2; done
-    kill -KILL "$1" 2>/dev/null || true
-}
-
-wait_for() { # wait_for FILE REGEX SECONDS
-    local i
-    for ((i = 0; i < $3 * 10; i++)); do
-        grep -qE "$2" "$1" 2>/dev/null && return 0
-        sleep 0.1
-    done
-    return 1
-}
-
-metric() { # metric API NAME -> value (0 if absent)
-    curl -s --max-time 5 "$1/metrics" | awk -v n="$2" '$1 == n { print $2; f = 1 } END { if (!f) print 0 }'
-}
-
-free_port() {
-    local p
-    for _ in $(seq 1 200); do
-        p=$((20000 + RANDOM % 20000))
-        if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then echo "$p"; return; fi
-    done
-    die "no free port found"
-}
-
-status_kb() { # status_kb PID FIELD -> KiB (0 if absent)
-    awk -v f="$2:" '$1 == f { print $2; found = 1 } END { if (!found) print 0 }' "/proc/$1/status" 2>/dev/null || echo 0
-}
-
-calc() { awk "BEGIN { printf \"$1\", $2 }"; }
-verdict() { awk "BEGIN { exit !($1) }" && echo "PASS" || echo "FAIL"; }
-
-# start_cp NAME: a fresh control plane on 127.0.0.1 with kernel-picked ports.
-# Sets CP_PID, CP_API, CP_GRPC, CP_DIR, CP_PASSWORD, CP_TOKEN.
-start_cp() {
-    CP_DIR="$WORK/$1"
-    bg "$1" "$RELEASE/sovereign" serve --data-dir "$CP_DIR" --grpc-listen 127.0.0.1:0 --api-listen 127.0.0.1:0
-    CP_PID=$LAST_PID
-    wait_for "$WORK/$1.out" 'with password' 60 || die "control plane $1 did not start: $(tail -5 "$WORK/$1.err")"
-    CP_API=$(grep -oP 'API: +\K\S+' "$WORK/$1.out")
-    CP_GRPC=$(grep -oP 'gRPC: +\K\S+' "$WORK/$1.out")
-    CP_PASSWORD=$(grep -oP 'with password \K\S+' "$WORK/$1.out")
-    CP_TOKEN=$(tr -d '[:space:]' <"$CP_DIR/admin.token")
-}
-
-# new_token USES -> sets TOKEN, CA_SHA
-new_token() {
-    local json
-    json=$("$RELEASE/sovereign" token create --api "$CP_API" --data-dir "$CP_DIR" --uses "$1" --ttl 2h --json)
-    TOKEN=$(jq -r .secret <<<"$json")
-    CA_SHA=$(jq -r .ca_sha256 <<<"$json")
-    [[ -n $TOKEN && $TOKEN != null ]] || die "token create failed: $json"
-}
+BENCH_TAG=bench-terminal
+# shellcheck source=bench/lib.sh
+source "$ROOT/scripts/bench/lib.sh"
 
 # --- prerequisites -----------------------------------------------------------
 
@@ -283,7 +199,6 @@ cpu() { # cpu PATH -> "server / client"
 }
 AGAIN_NOTE=""
 ((BENCH_BULK_MB >= 64)) && AGAIN_NOTE=" (relay: its recording has reached the default 64 MiB cap, so this one is not recorded)"
-mib() { calc "%.1f" "$1 / 1024"; }
 FANOUT_ROWS=$(jq -r '.rounds | to_entries[] | "| \(.key + 1) | \(.value.agents) | \(.value.results) (\(.value.ok) exit 0) | \(.value.accepted_s * 1000 | round) ms | \(if .value.first_result_s then (.value.first_result_s * 1000 | round | tostring) + " ms" else "–" end) | **\(if .value.all_results_s then (.value.all_results_s * 1000 | round / 1000 | tostring) + " s" else "not all" end)** |"' "$F")
 FANOUT_VERDICT=$( [[ $(j .complete "$F") == true ]] && verdict "$F_MAX <= 2" || echo FAIL )
 
@@ -383,22 +298,6 @@ EOF
 
 printf '%s\n' "$SECTION"
 if [[ $BENCH_OUT != - ]]; then
-    # Replace this section (up to the next "## " heading) or append it.
-    SECTION="$SECTION" python3 - "$BENCH_OUT" <<'PY'
-import os, re, sys
-path = sys.argv[1]
-new = os.environ["SECTION"].rstrip("\n") + "\n"
-try:
-    text = open(path).read()
-except FileNotFoundError:
-    text = ""
-m = re.search(r"^## Terminal and exec\n.*?(?=^## |\Z)", text, flags=re.S | re.M)
-if m:
-    rest = text[m.end():]
-    text = text[: m.start()] + new + ("\n" + rest if rest else "")
-else:
-    text = text.rstrip("\n") + "\n\n" + new if text else new
-open(path, "w").write(text)
-PY
+    printf '%s\n' "$SECTION" | python3 "$ROOT/scripts/bench/put-sections.py" "$BENCH_OUT"
     log "wrote the \"Terminal and exec\" section of $BENCH_OUT"
 fi

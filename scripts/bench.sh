@@ -38,47 +38,11 @@ CLK_TCK=$(getconf CLK_TCK)
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/sovereign-bench.XXXXXX")
 PIDS=()
 
-log() { printf '[bench %(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
-die() { log "error: $*"; exit 1; }
-
-cleanup() {
-    local pid i
-    for ((i = ${#PIDS[@]} - 1; i >= 0; i--)); do
-        kill -TERM "${PIDS[i]}" 2>/dev/null || true
-    done
-    for _ in $(seq 1 50); do
-        local alive=0
-        for pid in "${PIDS[@]}"; do kill -0 "$pid" 2>/dev/null && alive=1; done
-        ((alive)) || break
-        sleep 0.2
-    done
-    for pid in "${PIDS[@]}"; do kill -KILL "$pid" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+BENCH_TAG=bench
+# shellcheck source=bench/lib.sh
+source "$ROOT/scripts/bench/lib.sh"
 
 # --- helpers -----------------------------------------------------------------
-
-# bg NAME CMD...: start CMD in the background, stdout/stderr to $WORK/NAME.{out,err}.
-bg() {
-    local name=$1
-    shift
-    "$@" >"$WORK/$name.out" 2>"$WORK/$name.err" &
-    PIDS+=("$!")
-    LAST_PID=$!
-}
-
-# wait_for FILE REGEX SECONDS
-wait_for() {
-    local i
-    for ((i = 0; i < $3 * 10; i++)); do
-        grep -qE "$2" "$1" 2>/dev/null && return 0
-        sleep 0.1
-    done
-    return 1
-}
 
 rss_kb() { # VmRSS of PID in KiB (0 if gone), no fork
     local k v _
@@ -86,10 +50,6 @@ rss_kb() { # VmRSS of PID in KiB (0 if gone), no fork
         [[ $k == VmRSS: ]] && { echo "$v"; return; }
     done <"/proc/$1/status" 2>/dev/null
     echo 0
-}
-
-status_kb() { # status_kb PID FIELD -> KiB (0 if absent)
-    awk -v f="$2:" '$1 == f { print $2; found = 1 } END { if (!found) print 0 }' "/proc/$1/status" 2>/dev/null || echo 0
 }
 
 cpu_ticks() { # utime+stime of PID, in clock ticks
@@ -114,44 +74,8 @@ sampler() {
 # rss_stats FILE PID -> "avg max" in KiB
 rss_stats() { awk -v p="$2" '$1 == p && $2 > 0 { s += $2; n++; if ($2 > m) m = $2 } END { if (n) printf "%.0f %d\n", s / n, m; else print "0 0" }' "$1"; }
 
-metric() { # metric API NAME -> value (0 if absent)
-    curl -s --max-time 5 "$1/metrics" | awk -v n="$2" '$1 == n { print $2; f = 1 } END { if (!f) print 0 }'
-}
-
-free_port() {
-    local p
-    for _ in $(seq 1 200); do
-        p=$((20000 + RANDOM % 20000))
-        if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then echo "$p"; return; fi
-    done
-    die "no free port found"
-}
-
 now() { echo "$EPOCHREALTIME"; }
-calc() { awk "BEGIN { printf \"$1\", $2 }"; }
-mib() { calc "%.1f" "$1 / 1024"; }
 pct() { calc "%.3f" "($2 - $1) / $CLK_TCK / ($4 - $3) * 100"; } # ticks0 ticks1 t0 t1
-verdict() { awk "BEGIN { exit !($1) }" && echo "PASS" || echo "FAIL"; }
-
-# start_cp NAME: a fresh control plane on 127.0.0.1 with kernel-picked ports.
-# Sets CP_PID, CP_API, CP_GRPC, CP_DIR. Extra env comes from the caller.
-start_cp() {
-    CP_DIR="$WORK/$1"
-    bg "$1" "$RELEASE/sovereign" serve --data-dir "$CP_DIR" --grpc-listen 127.0.0.1:0 --api-listen 127.0.0.1:0
-    CP_PID=$LAST_PID
-    wait_for "$WORK/$1.out" 'Admin API token' 60 || die "control plane $1 did not start: $(tail -5 "$WORK/$1.err")"
-    CP_API=$(grep -oP 'API: +\K\S+' "$WORK/$1.out")
-    CP_GRPC=$(grep -oP 'gRPC: +\K\S+' "$WORK/$1.out")
-}
-
-# new_token USES -> sets TOKEN, CA_SHA
-new_token() {
-    local json
-    json=$("$RELEASE/sovereign" token create --api "$CP_API" --data-dir "$CP_DIR" --uses "$1" --ttl 2h --json)
-    TOKEN=$(jq -r .secret <<<"$json")
-    CA_SHA=$(jq -r .ca_sha256 <<<"$json")
-    [[ -n $TOKEN && $TOKEN != null ]] || die "token create failed: $json"
-}
 
 # --- prerequisites -----------------------------------------------------------
 
