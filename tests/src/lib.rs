@@ -291,6 +291,19 @@ impl ControlPlane {
         self.request(reqwest::Method::GET, path, None).await
     }
 
+    /// GETs a text body (Prometheus text, a recording) with the admin token.
+    pub async fn get_text(&self, path: &str) -> String {
+        let resp = self
+            .http
+            .get(format!("{}{path}", self.api()))
+            .bearer_auth(&self.admin_token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200, "GET {path}");
+        resp.text().await.unwrap()
+    }
+
     pub async fn post(&self, path: &str, body: Value) -> (u16, Value) {
         self.request(reqwest::Method::POST, path, Some(body)).await
     }

@@ -172,26 +172,6 @@ async fn malformed_and_oversized_messages_end_only_that_stream(backend: Backend)
 }
 on_both!(malformed_and_oversized_messages_end_only_that_stream);
 
-/// Signs in as the first admin; returns (cookie, csrf token).
-async fn sign_in(cp: &ControlPlane) -> (String, String) {
-    let resp = reqwest::Client::new()
-        .post(format!("{}/api/v1/auth/login", cp.api()))
-        .json(&json!({ "username": "admin", "password": cp.admin_password }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 200);
-    let cookie = resp.headers()["set-cookie"]
-        .to_str()
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_owned();
-    let me: serde_json::Value = resp.json().await.unwrap();
-    (cookie, me["csrf_token"].as_str().unwrap().to_owned())
-}
-
 fn ws_request(
     cp: &ControlPlane,
     origin: &str,
@@ -212,7 +192,7 @@ fn ws_request(
 async fn dashboard_websocket_checks_origin_and_session() {
     use tokio_tungstenite::tungstenite::{Error, Message};
     let cp = ControlPlane::start(Backend::Sqlite).await;
-    let (cookie, _) = sign_in(&cp).await;
+    let (cookie, _) = cp.sign_in().await;
     let own = cp.api();
 
     // A foreign origin is refused before the upgrade, even with a valid session.

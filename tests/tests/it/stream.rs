@@ -95,15 +95,7 @@ async fn enroll_stream_and_read_back(backend: Backend) {
     assert!(String::from_utf8_lossy(&out.stdout).contains("e2e-host"));
 
     // Prometheus can scrape the fleet.
-    let text = reqwest::Client::new()
-        .get(format!("{}/api/v1/prometheus", cp.api()))
-        .bearer_auth(&cp.admin_token)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = cp.get_text("/api/v1/prometheus").await;
     assert!(text.contains("# TYPE sovereign_host_cpu gauge"), "{text}");
     assert!(
         text.contains(&format!(

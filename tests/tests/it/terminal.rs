@@ -219,15 +219,7 @@ async fn terminal_round_trip_resize_and_reattach(backend: Backend) {
             .any(|r| r["session_id"] == session.as_str() && r["ended_at"].is_i64()),
         "{recordings}"
     );
-    let cast = reqwest::Client::new()
-        .get(format!("{}/api/v1/recordings/{session}", cp.api()))
-        .bearer_auth(&cp.admin_token)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let cast = cp.get_text(&format!("/api/v1/recordings/{session}")).await;
     let header: Value = serde_json::from_str(cast.lines().next().unwrap()).unwrap();
     assert_eq!(header["version"], 2);
     let dir = tempfile::tempdir().unwrap();
