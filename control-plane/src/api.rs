@@ -171,9 +171,7 @@ pub fn origin_of(url: &str) -> String {
     }
 }
 
-pub fn now_ms() -> i64 {
-    crate::pki::millis(std::time::SystemTime::now())
-}
+pub use crate::pki::now_ms;
 
 #[cfg(test)]
 mod tests;

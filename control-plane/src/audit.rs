@@ -57,7 +57,7 @@ pub fn chain_hash(
 /// Records an action. Failures are logged, never fatal to the action
 /// itself — but they are loud, because a gap in the audit log matters.
 pub async fn record(store: &Store, actor: &str, action: &str, target: &str, detail: Value) {
-    let now = crate::pki::millis(std::time::SystemTime::now());
+    let now = crate::pki::now_ms();
     if let Err(e) = store
         .append_audit(now, actor, action, target, &detail.to_string())
         .await

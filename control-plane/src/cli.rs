@@ -339,7 +339,7 @@ fn admin(cmd: AdminCmd) -> ExitCode {
                 let role = identity::Role::parse(&role).with_context(|| {
                     format!("unknown role {role:?}: use owner, admin, operator or viewer")
                 })?;
-                let now = crate::pki::millis(std::time::SystemTime::now());
+                let now = crate::pki::now_ms();
                 let user = identity::create_user(&store, &username, &password, role, now)
                     .await
                     .map_err(|e| match e {

@@ -216,6 +216,11 @@ pub fn millis(t: SystemTime) -> i64 {
         .unwrap_or(0)
 }
 
+/// Now, in milliseconds since the Unix epoch.
+pub fn now_ms() -> i64 {
+    millis(SystemTime::now())
+}
+
 fn load_or_issue_server(
     dir: &Path,
     issuer: &Issuer<'static, KeyPair>,

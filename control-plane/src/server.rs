@@ -16,7 +16,7 @@ use crate::fleet::{self, Fleet};
 use crate::grpc::{self, Gateway};
 use crate::identity::{self, Password, Role, SessionPolicy};
 use crate::metrics;
-use crate::pki::{Authority, millis};
+use crate::pki::{Authority, now_ms};
 use crate::ratelimit::RateLimiter;
 use crate::store::Store;
 use crate::telemetry::Telemetry;
@@ -46,9 +46,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let fleet = fleet::spawn_registry(&tracker, shutdown.child_token());
     let exec_hub = crate::exec::spawn_hub(&tracker, shutdown.child_token());
     let terminals = crate::terminal::spawn_relay(&tracker, shutdown.child_token());
-    let interrupted = store
-        .fail_interrupted_jobs(millis(std::time::SystemTime::now()))
-        .await?;
+    let interrupted = store.fail_interrupted_jobs(now_ms()).await?;
     if interrupted > 0 {
         tracing::warn!(
             runs = interrupted,
@@ -197,15 +195,9 @@ async fn ensure_first_admin(store: &Store) -> anyhow::Result<Option<Password>> {
         return Ok(None);
     }
     let password = Password::generate();
-    identity::create_user(
-        store,
-        FIRST_ADMIN,
-        &password,
-        Role::Owner,
-        millis(std::time::SystemTime::now()),
-    )
-    .await
-    .context("cannot create the first admin")?;
+    identity::create_user(store, FIRST_ADMIN, &password, Role::Owner, now_ms())
+        .await
+        .context("cannot create the first admin")?;
     tracing::info!(user = FIRST_ADMIN, "Created the first admin.");
     Ok(Some(password))
 }
@@ -218,11 +210,7 @@ async fn ensure_bootstrap_token(store: &Store, data_dir: &Path) -> anyhow::Resul
     }
     let token = api::auth_token();
     store
-        .create_api_token(
-            BOOTSTRAP_TOKEN_NAME,
-            &api::hash_api_token(&token),
-            millis(std::time::SystemTime::now()),
-        )
+        .create_api_token(BOOTSTRAP_TOKEN_NAME, &api::hash_api_token(&token), now_ms())
         .await?;
     let path = data_dir.join("admin.token");
     fsutil::write_atomic(&path, format!("{token}\n").as_bytes(), 0o600)
@@ -240,7 +228,7 @@ async fn housekeeping(store: Store, fleet: Fleet, config: Config, stop: Cancella
             () = stop.cancelled() => return,
             _ = tick.tick() => {}
         }
-        let now = millis(std::time::SystemTime::now());
+        let now = now_ms();
         let online: Vec<_> = fleet.online().await.into_iter().map(|(id, _)| id).collect();
         if let Err(e) = store.touch_agents(&online, now).await {
             tracing::warn!(error = %e, "Could not record last-seen times.");

@@ -14,7 +14,7 @@ use tower::ServiceExt;
 
 use super::{AppState, router};
 use crate::identity::{Password, Role, SessionPolicy};
-use crate::pki::{Authority, millis};
+use crate::pki::{Authority, now_ms};
 use crate::ratelimit::RateLimiter;
 use crate::telemetry::Telemetry;
 
@@ -28,11 +28,7 @@ async fn harness() -> Harness {
     let (dir, store) = crate::store::tests::temp_sqlite().await;
     let token = super::auth_token();
     store
-        .create_api_token(
-            "test",
-            &super::hash_api_token(&token),
-            millis(std::time::SystemTime::now()),
-        )
+        .create_api_token("test", &super::hash_api_token(&token), now_ms())
         .await
         .unwrap();
     crate::identity::create_user(

@@ -16,7 +16,7 @@ use super::hub::{AgentExecEvent, Hub, LiveJob};
 use super::{ExecError, JobId, Outcome, RunState, Spec, Target};
 use crate::audit;
 use crate::fleet::{AgentId, AgentRecord, Fleet, Push};
-use crate::pki::millis;
+use crate::pki::now_ms;
 use crate::store::Store;
 
 /// Extra time after a command's own timeout before the control plane gives
@@ -62,10 +62,6 @@ pub struct Executor {
     shutdown: CancellationToken,
     /// Output stored per run, at most.
     stored_output_cap: u64,
-}
-
-fn now() -> i64 {
-    millis(std::time::SystemTime::now())
 }
 
 impl Executor {
@@ -121,7 +117,7 @@ impl Executor {
         self.store
             .create_job(&crate::store::NewJob {
                 job: &job,
-                now_ms: now(),
+                now_ms: now_ms(),
                 actor,
                 spec_json: &spec_json,
                 target_json: &target_json.to_string(),
@@ -188,7 +184,7 @@ impl Executor {
         }
         runs.close();
         runs.wait().await;
-        if let Err(e) = self.store.finish_job(&job, now()).await {
+        if let Err(e) = self.store.finish_job(&job, now_ms()).await {
             tracing::error!(exec_id = %job, error = %e, "Could not mark the exec job finished.");
         }
         let _ = events.send(JobEvent::Done);
@@ -256,7 +252,7 @@ impl Executor {
             .await;
             return;
         }
-        if let Err(e) = self.store.run_started(job, id, now()).await {
+        if let Err(e) = self.store.run_started(job, id, now_ms()).await {
             tracing::warn!(exec_id = %job, agent_id = %id, error = %e, "Could not record an exec start.");
         }
         publish(JobEvent::Run {
@@ -338,7 +334,7 @@ impl Executor {
     ) {
         if let Err(e) = self
             .store
-            .finish_run(job, &agent.id, state, &outcome, now())
+            .finish_run(job, &agent.id, state, &outcome, now_ms())
             .await
         {
             tracing::error!(exec_id = %job, agent_id = %agent.id, error = %e, "Could not store an exec result.");

@@ -75,7 +75,7 @@ pub async fn run(
         .filter(|c| !c.is_control())
         .take(64)
         .collect();
-    let now = millis(std::time::SystemTime::now());
+    let now = crate::pki::now_ms();
     if let Err(e) = g.store.agent_connected(&agent, &facts, &version, now).await {
         tracing::error!(error = %e, "Could not record the agent's hello.");
         let _ = out
@@ -184,10 +184,7 @@ pub async fn run(
     });
     if let Err(e) = g
         .store
-        .touch_agents(
-            std::slice::from_ref(&agent),
-            millis(std::time::SystemTime::now()),
-        )
+        .touch_agents(std::slice::from_ref(&agent), crate::pki::now_ms())
         .await
     {
         tracing::warn!(error = %e, "Could not record when the agent was last seen.");
@@ -392,7 +389,7 @@ async fn renew(g: &Gateway, peer: &PeerIdentity, csr_der: &[u8]) -> pb::RenewRes
         Err(e) => return refused(e.to_string()),
     };
     let not_after_ms = millis(issued.not_after);
-    let now = millis(std::time::SystemTime::now());
+    let now = crate::pki::now_ms();
     if let Err(e) = g
         .store
         .record_cert(&peer.agent_id, &issued.serial, now, not_after_ms)

@@ -9,7 +9,7 @@ use crate::enroll::{EnrollError, NewToken, RedeemError, TokenSecret};
 use crate::fleet::{AgentId, HostFacts};
 use crate::labels::Labels;
 use crate::metrics::{Point, Stat};
-use crate::pki::{Authority, IssuedCert, PkiError, millis};
+use crate::pki::{Authority, IssuedCert, PkiError, now_ms};
 use crate::projects::ProjectId;
 use crate::store::{BatchRef, CertCheck};
 
@@ -87,10 +87,6 @@ fn signer<'a>(
     move |id| ca.sign_agent(id, csr, Duration::from_secs(3600))
 }
 
-fn now() -> i64 {
-    millis(std::time::SystemTime::now())
-}
-
 #[tokio::test]
 async fn tokens_redeem_atomically_and_explain_refusals() {
     let pki = tempfile::tempdir().unwrap();
@@ -104,7 +100,7 @@ async fn tokens_redeem_atomically_and_explain_refusals() {
                 .create_token(
                     &new_token(1, Duration::from_secs(3600)),
                     &secret.hash(),
-                    now(),
+                    now_ms(),
                 )
                 .await
                 .unwrap();
@@ -145,7 +141,7 @@ async fn tokens_redeem_atomically_and_explain_refusals() {
                 .create_token(
                     &new_token(5, Duration::from_secs(60)),
                     &old.hash(),
-                    now() - 120_000,
+                    now_ms() - 120_000,
                 )
                 .await
                 .unwrap();
@@ -160,10 +156,14 @@ async fn tokens_redeem_atomically_and_explain_refusals() {
             // Revoked.
             let rev = TokenSecret::generate();
             let t = store
-                .create_token(&new_token(5, Duration::from_secs(3600)), &rev.hash(), now())
+                .create_token(
+                    &new_token(5, Duration::from_secs(3600)),
+                    &rev.hash(),
+                    now_ms(),
+                )
                 .await
                 .unwrap();
-            assert!(store.revoke_token(&t.id, now()).await.unwrap());
+            assert!(store.revoke_token(&t.id, now_ms()).await.unwrap());
             let revoked = store
                 .enroll(&rev.hash(), "m-3", &facts, "", signer(ca, &csr))
                 .await;
@@ -188,7 +188,7 @@ async fn one_use_token_race_has_exactly_one_winner() {
                 .create_token(
                     &new_token(1, Duration::from_secs(3600)),
                     &secret.hash(),
-                    now(),
+                    now_ms(),
                 )
                 .await
                 .unwrap();
@@ -241,7 +241,7 @@ async fn reenrolling_a_machine_keeps_its_id_and_revokes_old_certs() {
                 .create_token(
                     &new_token(3, Duration::from_secs(3600)),
                     &secret.hash(),
-                    now(),
+                    now_ms(),
                 )
                 .await
                 .unwrap();
@@ -281,7 +281,7 @@ async fn reenrolling_a_machine_keeps_its_id_and_revokes_old_certs() {
 
             // Another project's token cannot take the machine over.
             let other = ProjectId::parse("other").unwrap();
-            store.create_project(&other, now()).await.unwrap();
+            store.create_project(&other, now_ms()).await.unwrap();
             let foreign = TokenSecret::generate();
             store
                 .create_token(
@@ -290,7 +290,7 @@ async fn reenrolling_a_machine_keeps_its_id_and_revokes_old_certs() {
                         ..new_token(1, Duration::from_secs(3600))
                     },
                     &foreign.hash(),
-                    now(),
+                    now_ms(),
                 )
                 .await
                 .unwrap();
@@ -313,7 +313,7 @@ async fn reenrolling_a_machine_keeps_its_id_and_revokes_old_certs() {
 
             // Revocation covers the agent and its certificates.
             store
-                .revoke_agent(&first.agent_id, now())
+                .revoke_agent(&first.agent_id, now_ms())
                 .await
                 .unwrap()
                 .unwrap();
@@ -341,7 +341,7 @@ async fn bad_csr_costs_no_token_use() {
                 .create_token(
                     &new_token(1, Duration::from_secs(3600)),
                     &secret.hash(),
-                    now(),
+                    now_ms(),
                 )
                 .await
                 .unwrap();
@@ -392,7 +392,7 @@ async fn metrics_are_deduplicated_and_rolled_up() {
                 .create_token(
                     &new_token(1, Duration::from_secs(3600)),
                     &secret.hash(),
-                    now(),
+                    now_ms(),
                 )
                 .await
                 .unwrap();

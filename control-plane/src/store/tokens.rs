@@ -126,7 +126,7 @@ impl Store {
         agent_version: &str,
         sign: impl FnOnce(&AgentId) -> Result<IssuedCert, PkiError>,
     ) -> Result<Enrolled, EnrollError> {
-        let now = millis(std::time::SystemTime::now());
+        let now = crate::pki::now_ms();
         let mut tx = self.pool.begin().await.map_err(StoreError::from)?;
         let redeemed: Option<(String, String)> = sqlx::query_as(
             "UPDATE join_tokens SET uses_left = uses_left - 1 \

@@ -242,7 +242,7 @@ impl Encoder {
     }
 
     fn event(&mut self, kind: &str, data: &str) {
-        let now = crate::pki::millis(std::time::SystemTime::now());
+        let now = crate::pki::now_ms();
         let t = (((now - self.started_at_ms).max(0) as f64) / 1000.0 * 1_000_000.0).round()
             / 1_000_000.0;
         if self.lines.is_empty() {
