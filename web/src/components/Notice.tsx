@@ -39,3 +39,14 @@ export function Empty({ children }: { children: ReactNode }) {
     </div>
   );
 }
+
+/** The one row of a table that has no rows yet. */
+export function EmptyRow({ columns, children }: { columns: number; children: ReactNode }) {
+  return (
+    <tr>
+      <td colSpan={columns} className="muted">
+        {children}
+      </td>
+    </tr>
+  );
+}

@@ -6,7 +6,7 @@ import { useRef } from "react";
 import { api } from "../api/client";
 import type { AuditEntry } from "../api/types";
 import { useResource } from "../app/useResource";
-import { ErrorBox, Loading } from "../components/Notice";
+import { EmptyRow, ErrorBox, Loading } from "../components/Notice";
 import { formatDateTime, toMs } from "../lib/format";
 import { navigate, useLocation } from "../lib/router";
 
@@ -79,11 +79,7 @@ export function AuditPage() {
               </thead>
               <tbody>
                 {items.length === 0 ? (
-                  <tr>
-                    <td colSpan={5} className="muted">
-                      {before ? "No older entries." : "Nothing has been recorded yet."}
-                    </td>
-                  </tr>
+                  <EmptyRow columns={5}>{before ? "No older entries." : "Nothing has been recorded yet."}</EmptyRow>
                 ) : (
                   items.map((e) => (
                     <tr key={String(e.id)} data-testid="audit-row" data-action={e.action} data-audit-id={String(e.id)}>

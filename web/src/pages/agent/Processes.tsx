@@ -2,6 +2,7 @@
 // Process names are agent-provided: text only.
 
 import type { Agent, ProcessInfo } from "../../api/types";
+import { EmptyRow } from "../../components/Notice";
 import { formatBytes, formatPercent, formatTime } from "../../lib/format";
 
 function ProcessTable({ caption, rows, testId }: { caption: string; rows: ProcessInfo[]; testId: string }) {
@@ -24,11 +25,7 @@ function ProcessTable({ caption, rows, testId }: { caption: string; rows: Proces
       </thead>
       <tbody>
         {rows.length === 0 ? (
-          <tr>
-            <td colSpan={4} className="muted">
-              None reported.
-            </td>
-          </tr>
+          <EmptyRow columns={4}>None reported.</EmptyRow>
         ) : (
           rows.slice(0, 10).map((p) => (
             <tr key={`${p.pid}-${p.name}`} data-testid="process-row">

@@ -5,7 +5,7 @@ import { useEffect } from "react";
 import { api } from "../../api/client";
 import type { Agent } from "../../api/types";
 import { useResource } from "../../app/useResource";
-import { ErrorBox, Loading } from "../../components/Notice";
+import { EmptyRow, ErrorBox, Loading } from "../../components/Notice";
 import { formatBytes, formatDateTime, formatDuration, formatRelative, toMs } from "../../lib/format";
 import { Link } from "../../lib/router";
 
@@ -52,11 +52,7 @@ export function LiveSessions({ agent }: { agent: Agent }) {
             </thead>
             <tbody>
               {rows.length === 0 ? (
-                <tr>
-                  <td colSpan={6} className="muted">
-                    No terminal is open on this machine.
-                  </td>
-                </tr>
+                <EmptyRow columns={6}>No terminal is open on this machine.</EmptyRow>
               ) : (
                 rows.map((s) => (
                   <tr key={s.session_id} data-testid="live-session" data-session-id={s.session_id}>
@@ -118,11 +114,7 @@ export function Recordings({ agentId }: { agentId: string }) {
             </thead>
             <tbody>
               {rows.length === 0 ? (
-                <tr>
-                  <td colSpan={5} className="muted">
-                    No recorded sessions.
-                  </td>
-                </tr>
+                <EmptyRow columns={5}>No recorded sessions.</EmptyRow>
               ) : (
                 rows.map((r) => (
                   <tr key={r.session_id} data-testid="recording-row" data-session-id={r.session_id}>

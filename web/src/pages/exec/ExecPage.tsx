@@ -7,7 +7,7 @@ import { useEffect, useState, type FormEvent } from "react";
 import { api, errorMessage } from "../../api/client";
 import type { ExecSpec } from "../../api/types";
 import { useResource } from "../../app/useResource";
-import { ErrorBox, Loading } from "../../components/Notice";
+import { EmptyRow, ErrorBox, Loading } from "../../components/Notice";
 import { parseConcurrency, parseEnv, parseTimeout, splitArgv } from "../../lib/exec";
 import { formatDateTime, formatRelative, toMs } from "../../lib/format";
 import { parseLabels } from "../../lib/labels";
@@ -297,11 +297,7 @@ function History() {
             </thead>
             <tbody>
               {rows.length === 0 ? (
-                <tr>
-                  <td colSpan={7} className="muted">
-                    No commands have been run yet.
-                  </td>
-                </tr>
+                <EmptyRow columns={7}>No commands have been run yet.</EmptyRow>
               ) : (
                 rows.map((r) => (
                   <tr key={r.id} data-testid="exec-history-row" data-exec-id={r.id}>
