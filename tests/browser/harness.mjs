@@ -133,3 +133,11 @@ export async function withPage(browser, name, body, contextOptions = {}) {
     await context.close();
   }
 }
+
+/** Signs in through the sign-in form (the first admin unless told otherwise). */
+export async function signIn(page, cp, username = 'admin', password = cp.password) {
+  await page.goto(`${cp.url}/`);
+  await page.getByTestId('signin-username').fill(username);
+  await page.getByTestId('signin-password').fill(password);
+  await page.getByTestId('signin-submit').click();
+}

@@ -2,7 +2,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { startControlPlane, startAgent, launchBrowser, withPage, eventually, bin } from '../harness.mjs';
+import { startControlPlane, startAgent, launchBrowser, withPage, eventually, bin, signIn } from '../harness.mjs';
 
 let cp;
 let agent;
@@ -22,16 +22,9 @@ after(async () => {
   cp?.cleanup();
 });
 
-async function signIn(page, username, password) {
-  await page.goto(`${cp.url}/`);
-  await page.getByTestId('signin-username').fill(username);
-  await page.getByTestId('signin-password').fill(password);
-  await page.getByTestId('signin-submit').click();
-}
-
 test('sign in, see the agent online, watch its CPU chart move, sign out', async () => {
   await withPage(browser, 'signin-live-logout', async (page, errors) => {
-    await signIn(page, 'admin', cp.password);
+    await signIn(page, cp);
     const row = page.locator(`[data-testid="agent-row"][data-agent-id="${agent.id}"]`);
     await row.waitFor({ timeout: 15000 });
     await eventually('the agent to show online', async () => (await row.getByTestId('status-badge').textContent())?.toLowerCase().includes('online'), 15000);
@@ -64,7 +57,7 @@ test('create a join token and copy its command', async () => {
     browser,
     'token-copy',
     async (page) => {
-      await signIn(page, 'admin', cp.password);
+      await signIn(page, cp);
       await page.getByTestId('fleet-list').waitFor();
       await page.goto(`${cp.url}/enroll`);
       await page.getByTestId('token-form').waitFor();
@@ -90,12 +83,12 @@ test('a wrong password shows an error and the sixth attempt is locked out', asyn
   const password = /\(shown once\): (\S+)/.exec(out)[1];
   await withPage(browser, 'lockout', async (page) => {
     for (let i = 1; i <= 5; i++) {
-      await signIn(page, 'locky', `not the password ${i}`);
+      await signIn(page, cp, 'locky', `not the password ${i}`);
       const error = page.getByTestId('signin-error');
       await error.waitFor();
       assert.match(await error.textContent(), /wrong username or password/i);
     }
-    await signIn(page, 'locky', password);
+    await signIn(page, cp, 'locky', password);
     const error = page.getByTestId('signin-error');
     await eventually('the lockout message', async () => /try again in 15 minute/i.test(await error.textContent()), 5000);
     assert.equal(await page.getByTestId('fleet-list').count(), 0);
@@ -113,7 +106,7 @@ test('hostile hostnames and labels are shown as plain text and never run', async
         dialogs.push(d.message());
         d.dismiss();
       });
-      await signIn(page, 'admin', cp.password);
+      await signIn(page, cp);
       const row = page.locator(`[data-testid="agent-row"][data-agent-id="${hostile.id}"]`);
       await row.waitFor({ timeout: 15000 });
       assert.ok((await row.textContent()).includes(payloadHost), 'the hostname is shown literally');

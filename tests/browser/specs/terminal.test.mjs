@@ -2,7 +2,7 @@
 // type a command, see the answer, and follow a window resize.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startControlPlane, startAgent, launchBrowser, withPage, eventually } from '../harness.mjs';
+import { startControlPlane, startAgent, launchBrowser, withPage, eventually, signIn } from '../harness.mjs';
 
 let cp;
 let agent;
@@ -24,10 +24,7 @@ after(async () => {
 
 test('open a terminal, run a command, resize the window', async () => {
   await withPage(browser, 'terminal', async (page, errors) => {
-    await page.goto(`${cp.url}/`);
-    await page.getByTestId('signin-username').fill('admin');
-    await page.getByTestId('signin-password').fill(cp.password);
-    await page.getByTestId('signin-submit').click();
+    await signIn(page, cp);
     await page.getByTestId('fleet-list').waitFor();
     await page.goto(`${cp.url}/agents/${agent.id}`);
     await page.getByTestId('open-terminal').click();
