@@ -316,8 +316,10 @@ mod tests {
                 resumed: true,
             },
         };
-        // Nobody waits: the link comes back.
-        assert!(relay.arrive(&agent, "s1", link).await.is_err());
+        // Nobody waits: the link comes back, to be offered again.
+        let Err(link) = relay.arrive(&agent, "s1", link).await else {
+            panic!("nobody was waiting, yet the link was taken");
+        };
         let waiter = {
             let relay = relay.clone();
             let agent = agent.clone();
@@ -328,16 +330,6 @@ mod tests {
             })
         };
         tokio::time::sleep(Duration::from_millis(50)).await;
-        let (to_agent, _rx) = mpsc::channel(1);
-        let link = AgentLink {
-            from_agent: futures::stream::pending().boxed(),
-            to_agent,
-            attached: FromAgent::Attached {
-                output_offset: 5,
-                replay_from: 0,
-                resumed: true,
-            },
-        };
         assert!(relay.arrive(&agent, "s1", link).await.is_ok());
         let got = waiter.await.unwrap().unwrap();
         assert_eq!(
