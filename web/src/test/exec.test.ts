@@ -15,7 +15,7 @@ import {
   summarize,
   type ExecAction,
 } from "../lib/exec";
-import { buildSpec, type ExecFormValues } from "../pages/exec/ExecPage";
+import { EMPTY_EXEC_FORM, buildSpec, type ExecFormValues } from "../pages/exec/ExecPage";
 
 const argv = (s: string) => {
   const r = splitArgv(s);
@@ -89,19 +89,7 @@ describe("form fields", () => {
     expect(parseConcurrency("2.5")).toMatchObject({ ok: false });
   });
 
-  const base: ExecFormValues = {
-    agents: [],
-    project: "",
-    labels: "",
-    mode: "argv",
-    command: "",
-    script: "",
-    env: "",
-    cwd: "",
-    timeout: "",
-    runAs: "",
-    concurrency: "",
-  };
+  const base: ExecFormValues = EMPTY_EXEC_FORM;
 
   it("builds the POST /exec body, leaving out what is empty", () => {
     expect(buildSpec({ ...base, agents: [{ id: "a1", hostname: "web" }], command: `systemctl status "my svc"` })).toEqual({

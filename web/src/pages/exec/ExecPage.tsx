@@ -30,6 +30,21 @@ export interface ExecFormValues {
   concurrency: string;
 }
 
+/** A blank form. */
+export const EMPTY_EXEC_FORM: ExecFormValues = {
+  agents: [],
+  project: "",
+  labels: "",
+  mode: "argv",
+  command: "",
+  script: "",
+  env: "",
+  cwd: "",
+  timeout: "",
+  runAs: "",
+  concurrency: "",
+};
+
 export type BuiltSpec = { ok: true; spec: ExecSpec } | { ok: false; error: string };
 
 /** The POST /exec body for the form, or why it cannot be sent. */
@@ -73,17 +88,8 @@ function ExecForm() {
   const loc = useLocation();
   const projects = useResource((signal) => api.projects(signal), []);
   const [v, setV] = useState<ExecFormValues>(() => ({
+    ...EMPTY_EXEC_FORM,
     agents: new URLSearchParams(loc.search).getAll("agent").filter(Boolean).map((id) => ({ id, hostname: "" })),
-    project: "",
-    labels: "",
-    mode: "argv",
-    command: "",
-    script: "",
-    env: "",
-    cwd: "",
-    timeout: "",
-    runAs: "",
-    concurrency: "",
   }));
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState<string | null>(null);
