@@ -291,6 +291,18 @@ impl ControlPlane {
         self.request(reqwest::Method::GET, path, None).await
     }
 
+    /// The actions of the newest `limit` audit entries, newest first.
+    pub async fn audit_actions(&self, limit: usize) -> Vec<String> {
+        let (status, audit) = self.get(&format!("/api/v1/audit?limit={limit}")).await;
+        assert_eq!(status, 200, "{audit}");
+        audit["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["action"].as_str().unwrap().to_owned())
+            .collect()
+    }
+
     /// GETs a text body (Prometheus text, a recording) with the admin token.
     pub async fn get_text(&self, path: &str) -> String {
         let resp = self

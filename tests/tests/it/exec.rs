@@ -105,19 +105,13 @@ async fn exec_on_three_agents(backend: Backend) {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("0 ok, 3 failed"));
     // Every start and finish is in the audit log, and the chain holds.
-    let (_, audit) = cp.get("/api/v1/audit?limit=100").await;
-    let actions: Vec<&str> = audit["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["action"].as_str().unwrap())
-        .collect();
+    let actions = cp.audit_actions(100).await;
     assert!(
-        actions.iter().filter(|a| **a == "exec.start").count() >= 3,
+        actions.iter().filter(|a| *a == "exec.start").count() >= 3,
         "{actions:?}"
     );
     assert!(
-        actions.iter().filter(|a| **a == "exec.finish").count() >= 9,
+        actions.iter().filter(|a| *a == "exec.finish").count() >= 9,
         "{actions:?}"
     );
     let (_, verify) = cp.get("/api/v1/audit/verify").await;
