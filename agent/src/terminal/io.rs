@@ -25,7 +25,8 @@ pub fn split(master: &dyn MasterPty) -> io::Result<(PtyReader, PtyWriter)> {
 
 #[cfg(unix)]
 mod imp {
-    use std::io;
+    use std::fs::File;
+    use std::io::{self, Write};
     use std::os::fd::{AsRawFd, RawFd};
 
     use filedescriptor::FileDescriptor;
@@ -42,9 +43,15 @@ mod imp {
     }
 
     /// The reactor treats a PTY master like a pipe end: a non-blocking
-    /// descriptor that becomes readable or writable.
+    /// descriptor that becomes readable.
     pub struct PtyReader(pipe::Receiver);
-    pub struct PtyWriter(pipe::Sender);
+
+    /// Keystrokes are written straight to the non-blocking master. It is not
+    /// registered with the reactor: the PTY signals "writable" every time
+    /// the shell reads its input, and each of those would wake the runtime
+    /// for nothing. Only while the input queue is full does a write wait,
+    /// on a registration made for that wait.
+    pub struct PtyWriter(File);
 
     pub fn split(master: &dyn MasterPty) -> io::Result<(PtyReader, PtyWriter)> {
         let raw = master
@@ -58,13 +65,16 @@ mod imp {
         let file = || fd.as_file().map_err(io::Error::other);
         Ok((
             PtyReader(pipe::Receiver::from_file_unchecked(file()?)?),
-            PtyWriter(pipe::Sender::from_file_unchecked(file()?)?),
+            PtyWriter(file()?),
         ))
     }
 
     impl PtyReader {
         /// Reads some output; `Ok(0)` once nothing holds the PTY's other
-        /// side any more (Linux says EIO then).
+        /// side any more (Linux says EIO then). A short read does not mean
+        /// the PTY is drained (the kernel moves output into the master's
+        /// 4 KiB buffer a piece at a time), so it reads on until EAGAIN:
+        /// during bulk output that gathers several pieces per wake-up.
         pub async fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
             loop {
                 self.0.readable().await?;
@@ -81,11 +91,15 @@ mod imp {
         /// Writes some of `data`, waiting while the PTY's input queue is full.
         pub async fn write(&self, data: &[u8]) -> io::Result<usize> {
             loop {
-                self.0.writable().await?;
-                match self.0.try_write(data) {
+                match (&self.0).write(data) {
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                     r => return r,
                 }
+                // Registering reports the current state, so room made since
+                // the failed write is not missed.
+                let waiter = pipe::Sender::from_file_unchecked(self.0.try_clone()?)?;
+                waiter.writable().await?;
             }
         }
     }

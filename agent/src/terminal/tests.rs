@@ -261,3 +261,32 @@ async fn an_attached_viewer_loses_no_output_however_slow() {
     let text = v.until(&mut attachment, "done-flow").await;
     assert_eq!(text.matches('a').count(), 1_000_000);
 }
+
+/// Input far larger than the PTY's input queue: the writes that find it full
+/// wait for room (the writer is not registered with the reactor until then)
+/// and every byte arrives once the shell reads.
+#[tokio::test]
+async fn a_paste_larger_than_the_input_queue_arrives_whole() {
+    const PASTE: usize = 256 * 1024;
+    let f = Fixture::start(Settings::default());
+    let mut a = f.open("paste-whole").await.unwrap().attachment;
+    let mut v = Viewer::from(0);
+    no_echo(&mut a, &mut v).await;
+    // Raw mode (no 4 KiB line limit) before the paste; `head` reads it all.
+    type_in(
+        &a,
+        &format!("stty raw; echo raw-$((6*7)); head -c {PASTE} | wc -c; echo pasted-$((6*7))\n"),
+    )
+    .await;
+    v.until(&mut a, "raw-42").await;
+    let started = Instant::now();
+    tokio::time::timeout(Duration::from_secs(20), type_in(&a, &"p".repeat(PASTE)))
+        .await
+        .expect("the paste was written within 20 s");
+    let text = v.until(&mut a, "pasted-42").await;
+    assert!(
+        text.contains(&PASTE.to_string()),
+        "the shell did not read the whole paste: {text:?} (after {:?})",
+        started.elapsed()
+    );
+}
