@@ -374,6 +374,17 @@ mod tests {
     use super::*;
     use crate::store::tests::temp_sqlite;
 
+    /// A fresh 80×24 session `id` (started at 0) and its recorder, capped at `cap`.
+    async fn session_recorder(store: &Store, id: &str, cap: u64) -> Recorder {
+        store
+            .open_terminal_session(id, &crate::fleet::AgentId::new(), "admin", 0, 80, 24)
+            .await
+            .unwrap();
+        Recorder::open(store.clone(), id, 80, 24, "x", cap)
+            .await
+            .unwrap()
+    }
+
     #[tokio::test]
     async fn records_asciicast_without_duplicates_across_reattach() {
         let (_dir, store) = temp_sqlite().await;
@@ -429,13 +440,7 @@ mod tests {
     #[tokio::test]
     async fn recording_stops_at_its_cap_and_bulk_output_is_split_into_parts() {
         let (_dir, store) = temp_sqlite().await;
-        store
-            .open_terminal_session("s2", &crate::fleet::AgentId::new(), "admin", 0, 80, 24)
-            .await
-            .unwrap();
-        let r = Recorder::open(store.clone(), "s2", 80, 24, "x", 100)
-            .await
-            .unwrap();
+        let r = session_recorder(&store, "s2", 100).await;
         r.output(0, Bytes::from(vec![b'a'; 80])).await;
         r.output(80, Bytes::from(vec![b'b'; 80])).await;
         r.output(160, Bytes::from(vec![b'c'; 80])).await;
@@ -443,13 +448,7 @@ mod tests {
         let text = decode_recording(&store.recording_parts("s2").await.unwrap(), 1 << 20).unwrap();
         assert!(text.contains("aaaa") && text.contains("bbbb") && !text.contains("cccc"));
 
-        store
-            .open_terminal_session("s3", &crate::fleet::AgentId::new(), "admin", 0, 80, 24)
-            .await
-            .unwrap();
-        let r = Recorder::open(store.clone(), "s3", 80, 24, "x", 64 << 20)
-            .await
-            .unwrap();
+        let r = session_recorder(&store, "s3", 64 << 20).await;
         // Fresh random hex text each chunk: it halves at best, like a big
         // `cat` of random data.
         const CHUNK: u64 = 32 * 1024;
@@ -489,13 +488,7 @@ mod tests {
     #[tokio::test]
     async fn a_quiet_session_is_stored_within_seconds_by_a_background_thread() {
         let (_dir, store) = temp_sqlite().await;
-        store
-            .open_terminal_session("s4", &crate::fleet::AgentId::new(), "admin", 0, 80, 24)
-            .await
-            .unwrap();
-        let r = Recorder::open(store.clone(), "s4", 80, 24, "x", 1 << 20)
-            .await
-            .unwrap();
+        let r = session_recorder(&store, "s4", 1 << 20).await;
         #[cfg(target_os = "linux")]
         {
             // The recorder thread (named and reniced as it starts) runs at
