@@ -67,9 +67,13 @@ export async function startControlPlane(extraEnv = {}) {
   let log = '';
   child.stdout.on('data', (d) => (out += d));
   child.stderr.on('data', (d) => (log += d));
-  await eventually('the control plane to start', () => out.includes('CA SHA-256:'), 30000);
-  const caSha256 = /CA SHA-256: (\S+)/.exec(out)[1];
-  const password = /with password (\S+)/.exec(out)[1];
+  // The banner arrives in several writes: wait for every line read from it.
+  const banner = () => {
+    const ca = /CA SHA-256: (\S+)/.exec(out);
+    const pw = /with password (\S+)/.exec(out);
+    return ca && pw && { caSha256: ca[1], password: pw[1] };
+  };
+  const { caSha256, password } = await eventually('the control plane to start', banner, 30000);
   const token = readFileSync(join(data, 'admin.token'), 'utf8').trim();
   const url = `http://127.0.0.1:${apiPort}`;
   const api = async (method, path, body) => {
