@@ -1,14 +1,18 @@
-//! What recording a terminal costs the control plane, next to the format it
-//! replaced, in one run:
+//! What recording a terminal costs the control plane, next to what it did
+//! before, in one run:
 //!
 //!   cargo bench -p sovereign --bench recording
 //!
-//! 1. 100 MiB of output through `Recorder` (asciicast lines, zstd frames,
-//!    parts stored in SQLite in a temp dir), as the relay feeds it: 30 KiB
-//!    chunks. Reported: wall time until flushed, CPU of the whole process
-//!    (the recorder thread included), parts and stored bytes.
-//! 2. Compression alone on the same bytes: zstd level 1 (what the recorder
-//!    uses) and gzip's fastest level (what it used before).
+//! 1. 100 MiB of output through `Recorder` (records of raw output, zstd
+//!    frames, parts stored in SQLite in a temp dir), as the relay feeds it:
+//!    30 KiB chunks. Reported: wall time until flushed, CPU of the whole
+//!    process (the recorder thread included), parts and stored bytes; then
+//!    the time `decode_recording` takes to render those parts as asciicast
+//!    (what playing the recording costs, once).
+//! 2. On the same bytes, what the recorder no longer does on every write:
+//!    escaping them into asciicast lines (serde_json, as it did until the
+//!    output was stored raw); and compression alone: zstd level 1 (what the
+//!    recorder uses) and gzip's fastest level (what it used before that).
 //!
 //! Two kinds of output: random base64 text in 99-column lines (a `cat` of a
 //! binary blob: the worst case) and `ls -l`-like lines with colour codes.
@@ -20,7 +24,7 @@ use std::time::Instant;
 use axum::body::Bytes;
 use sovereign::fleet::AgentId;
 use sovereign::store::Store;
-use sovereign::terminal::Recorder;
+use sovereign::terminal::{Recorder, decode_recording};
 
 const MIB: usize = 1 << 20;
 const TOTAL: usize = 100 * MIB;
@@ -32,11 +36,21 @@ fn main() {
         ("ls -l-like lines with colours", listing_lines()),
     ];
     println!(
-        "| output (100 MiB) | recorder wall | recorder CPU | parts | stored | zstd -1 alone | gzip fast alone (before) |"
+        "| output (100 MiB) | recorder wall | recorder CPU | parts | stored | render on read | escaping alone (before) | zstd -1 alone | gzip fast alone (before) |"
     );
-    println!("|---|---:|---:|---:|---:|---:|---:|");
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|");
     for (name, data) in &inputs {
         let rec = record(data);
+        let (es, _) = time(|| {
+            // Each chunk as one asciicast line (the bench's data is UTF-8).
+            let mut lines = Vec::with_capacity(data.len() + data.len() / 8);
+            for (i, c) in data.chunks(CHUNK).enumerate() {
+                let text = std::str::from_utf8(c).expect("UTF-8 chunks");
+                serde_json::to_writer(&mut lines, &(i as f64 / 1000.0, "o", text)).expect("a line");
+                lines.push(b'\n');
+            }
+            lines.len()
+        });
         let (zs, zn) = time(|| {
             zstd::bulk::compress(data, 1)
                 .expect("zstd compresses")
@@ -50,12 +64,13 @@ fn main() {
             gz.finish().expect("gzip finishes").len()
         });
         println!(
-            "| {name} | {:.2} s | {:.2} s | {} | {:.1} MiB ({:.1} %) | {zs:.2} s → {:.1} % | {gs:.2} s → {:.1} % |",
+            "| {name} | {:.2} s | {:.2} s | {} | {:.1} MiB ({:.1} %) | {:.2} s | {es:.2} s | {zs:.2} s → {:.1} % | {gs:.2} s → {:.1} % |",
             rec.wall_s,
             rec.cpu_s,
             rec.parts,
             rec.stored as f64 / MIB as f64,
             pct(rec.stored, data.len()),
+            rec.render_s,
             pct(zn, data.len()),
             pct(gn, data.len()),
         );
@@ -67,6 +82,7 @@ struct Recorded {
     cpu_s: f64,
     parts: usize,
     stored: usize,
+    render_s: f64,
 }
 
 fn record(data: &[u8]) -> Recorded {
@@ -98,7 +114,10 @@ fn record(data: &[u8]) -> Recorded {
         let wall_s = t.elapsed().as_secs_f64();
         let cpu_s = process_cpu_s() - cpu0;
         let parts = store.recording_parts("bench").await.expect("parts");
+        let (render_s, text) = time(|| decode_recording(&parts, u64::MAX).expect("it renders"));
+        assert!(text.len() > data.len(), "every byte is rendered");
         Recorded {
+            render_s,
             wall_s,
             cpu_s,
             parts: parts.len(),

@@ -1,18 +1,28 @@
-//! Terminal recordings in asciicast v2: a JSON header line, then one
+//! Terminal recordings, read as asciicast v2: a JSON header line, then one
 //! `[seconds, "o", text]` line per output chunk and `[seconds, "r", "COLSxROWS"]`
 //! per resize. Input is never recorded (it would hold passwords).
+//!
+//! What is stored is the output as it came, not its asciicast text: each
+//! part is a zstd frame of [`RAW_MAGIC`] and records (header, output bytes
+//! with their time, resize), and [`decode_recording`] renders asciicast on
+//! read. So the busy path copies bytes and compresses them, nothing more:
+//! UTF-8 decoding and JSON escaping, which cost about as much as the
+//! compression, happen only when someone plays the recording. A chunk is
+//! timed when the relay hands it over, so playback keeps the session's
+//! rhythm however late the recorder gets to it.
 //!
 //! A recorder is a thread of its own at background priority (nice 10 on
 //! Linux), fed through a bounded channel it drains every few milliseconds
 //! (never woken per chunk), so a busy terminal never waits for
 //! compression or the database and recording never takes the CPU from the
-//! sessions it records; a task stores what it produces. Lines collect in a
-//! buffer; every 512 KiB, or 2 s, the buffer is compressed as one zstd frame
-//! (level 1 with a context reused for the whole session: about 4× cheaper
-//! than gzip's fastest level, and terminal text shrinks to a few percent) and
-//! stored as the next part. So memory stays small, a crash loses at most the
-//! last seconds, and parts decode one after the other. Parts stored as gzip
-//! members by earlier versions still decode.
+//! sessions it records; a task stores what it produces. Records collect in
+//! a buffer; every 512 KiB, or 2 s, the buffer is compressed as one zstd
+//! frame (level 1 with a context reused for the whole session: about 4×
+//! cheaper than gzip's fastest level, and terminal text shrinks to a few
+//! percent) and stored as the next part. So memory stays small, a crash
+//! loses at most the last seconds, and parts decode one after the other.
+//! Parts stored by earlier versions (asciicast text as zstd frames or gzip
+//! members) still decode.
 
 use std::io::Read;
 use std::time::{Duration, Instant};
@@ -22,7 +32,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::store::{RecordingState, Store, StoreError};
 
-/// Uncompressed asciicast bytes per stored part, at most (about).
+/// Uncompressed record bytes per stored part, at most (about).
 const PART_RAW: usize = 512 * 1024;
 /// What an idle session's line buffer shrinks back to after a part.
 const IDLE_BUFFER: usize = 16 * 1024;
@@ -36,10 +46,20 @@ const ZSTD_LEVEL: i32 = 1;
 const ZSTD_WINDOW_LOG: u32 = 17;
 const ZSTD_MAGIC: [u8; 4] = [0x28, 0xb5, 0x2f, 0xfd];
 const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
+/// How a part of records begins once decompressed; asciicast text, as
+/// earlier versions stored, begins with `{` or `[`.
+const RAW_MAGIC: &[u8; 8] = b"\0SOVREC1";
+/// A decompressed part of records is at most this big (a part is cut at
+/// 512 KiB plus one chunk); more means damage, not a recording.
+const RAW_PART_MAX: u64 = 16 << 20;
+const REC_HEADER: u8 = b'h';
+const REC_OUTPUT: u8 = b'o';
+const REC_RESIZE: u8 = b'r';
 
+/// Events carry their time (µs since the Unix epoch) from the relay.
 enum Event {
-    Output(u64, Bytes),
-    Resize(u32, u32),
+    Output(u64, Bytes, i64),
+    Resize(u32, u32, i64),
     Flush(oneshot::Sender<()>),
 }
 
@@ -123,11 +143,11 @@ impl Recorder {
     /// Records output at `offset` (shared, not copied); waits only if the
     /// recorder is far behind.
     pub async fn output(&self, offset: u64, data: Bytes) {
-        let _ = self.tx.send(Event::Output(offset, data)).await;
+        let _ = self.tx.send(Event::Output(offset, data, now_us())).await;
     }
 
     pub async fn resize(&self, cols: u32, rows: u32) {
-        let _ = self.tx.send(Event::Resize(cols, rows)).await;
+        let _ = self.tx.send(Event::Resize(cols, rows, now_us())).await;
     }
 
     /// Stores everything recorded so far.
@@ -149,12 +169,12 @@ fn record(mut enc: Encoder, mut rx: mpsc::Receiver<Event>, produced: mpsc::Sende
     let mut nap = MIN_NAP;
     loop {
         match rx.try_recv() {
-            Ok(Event::Output(offset, data)) => {
-                enc.output(offset, &data);
+            Ok(Event::Output(offset, data, at)) => {
+                enc.output(offset, &data, at);
                 nap = MIN_NAP;
             }
-            Ok(Event::Resize(c, r)) => {
-                enc.resize(c, r);
+            Ok(Event::Resize(c, r, at)) => {
+                enc.resize(c, r, at);
                 nap = MIN_NAP;
             }
             Ok(Event::Flush(done)) => {
@@ -191,16 +211,20 @@ fn compressor() -> std::io::Result<zstd::bulk::Compressor<'static>> {
     Ok(c)
 }
 
+fn now_us() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX))
+}
+
 /// A session's recording in the making, on the recorder thread.
 struct Encoder {
     session_id: String,
-    started_at_ms: i64,
-    /// Lines of the part being collected.
-    lines: Vec<u8>,
+    started_at_us: i64,
+    /// Records of the part being collected, after [`RAW_MAGIC`].
+    records: Vec<u8>,
     zstd: zstd::bulk::Compressor<'static>,
     recorded_upto: u64,
-    /// Bytes of an incomplete UTF-8 sequence carried to the next chunk.
-    carry: Vec<u8>,
     cap: u64,
     stopped: bool,
     part_started: Instant,
@@ -217,11 +241,10 @@ impl Encoder {
     ) -> std::io::Result<Self> {
         let mut e = Self {
             session_id: session_id.to_owned(),
-            started_at_ms: state.started_at_ms,
-            lines: Vec::new(),
+            started_at_us: state.started_at_ms.saturating_mul(1000),
+            records: Vec::new(),
             zstd: compressor()?,
             recorded_upto: state.recorded_upto,
-            carry: Vec::new(),
             cap,
             stopped: state.recorded_upto >= cap,
             part_started: Instant::now(),
@@ -234,32 +257,34 @@ impl Encoder {
                 "timestamp": state.started_at_ms / 1000,
                 "title": title,
                 "env": { "TERM": "xterm-256color" },
-            });
-            e.lines = header.to_string().into_bytes();
-            e.lines.push(b'\n');
+            })
+            .to_string();
+            e.record(REC_HEADER, None, &[header.len() as u64], header.as_bytes());
         }
         Ok(e)
     }
 
-    fn event(&mut self, kind: &str, data: &str) {
-        let now = crate::pki::now_ms();
-        let t = (((now - self.started_at_ms).max(0) as f64) / 1000.0 * 1_000_000.0).round()
-            / 1_000_000.0;
-        if self.lines.is_empty() {
+    /// Appends one record: kind, time (µs since the session started, if
+    /// timed), numbers, then bytes.
+    fn record(&mut self, kind: u8, at_us: Option<i64>, numbers: &[u64], bytes: &[u8]) {
+        if self.records.is_empty() {
             self.part_started = Instant::now();
+            self.records.extend_from_slice(RAW_MAGIC);
         }
-        // Writing into a Vec cannot fail; a line is whole or absent.
-        let len = self.lines.len();
-        if serde_json::to_writer(&mut self.lines, &(t, kind, data)).is_ok() {
-            self.lines.push(b'\n');
-        } else {
-            self.lines.truncate(len);
+        self.records.push(kind);
+        if let Some(at) = at_us {
+            let t = at.saturating_sub(self.started_at_us).max(0);
+            put_varint(&mut self.records, t.unsigned_abs());
         }
+        for n in numbers {
+            put_varint(&mut self.records, *n);
+        }
+        self.records.extend_from_slice(bytes);
     }
 
     /// Records output at `offset`, skipping bytes already recorded (a replay
     /// after re-attaching).
-    fn output(&mut self, offset: u64, data: &[u8]) {
+    fn output(&mut self, offset: u64, data: &[u8], at_us: i64) {
         let end = offset + data.len() as u64;
         if self.stopped || end <= self.recorded_upto {
             return;
@@ -268,62 +293,41 @@ impl Encoder {
             .unwrap_or(data.len())
             .min(data.len());
         self.recorded_upto = end;
-        let joined: Vec<u8>;
-        let bytes = if self.carry.is_empty() {
-            &data[skip..]
-        } else {
-            joined = [std::mem::take(&mut self.carry).as_slice(), &data[skip..]].concat();
-            &joined
-        };
-        match std::str::from_utf8(bytes) {
-            Ok(text) => {
-                if !text.is_empty() {
-                    self.event("o", text);
-                }
-            }
-            Err(e) => {
-                // Keep an incomplete UTF-8 sequence at the end for the next
-                // chunk; invalid bytes become U+FFFD.
-                let valid = if e.error_len().is_none() {
-                    e.valid_up_to()
-                } else {
-                    bytes.len()
-                };
-                let (text, rest) = bytes.split_at(valid);
-                self.carry = rest.to_vec();
-                if !text.is_empty() {
-                    self.event("o", &String::from_utf8_lossy(text));
-                }
-            }
-        }
+        let bytes = &data[skip..];
+        self.record(REC_OUTPUT, Some(at_us), &[bytes.len() as u64], bytes);
         if self.recorded_upto >= self.cap {
             tracing::warn!(session_id = %self.session_id, cap = self.cap, "Terminal recording reached its size limit; the rest is not recorded.");
             self.stopped = true;
         }
     }
 
-    fn resize(&mut self, cols: u32, rows: u32) {
+    fn resize(&mut self, cols: u32, rows: u32, at_us: i64) {
         if !self.stopped {
-            self.event("r", &format!("{cols}x{rows}"));
+            self.record(
+                REC_RESIZE,
+                Some(at_us),
+                &[u64::from(cols), u64::from(rows)],
+                &[],
+            );
         }
     }
 
     fn due(&self) -> bool {
-        self.lines.len() >= PART_RAW
-            || (!self.lines.is_empty() && self.part_started.elapsed() >= FLUSH_EVERY)
+        self.records.len() >= PART_RAW
+            || (!self.records.is_empty() && self.part_started.elapsed() >= FLUSH_EVERY)
     }
 
-    /// The collected lines as one compressed frame, if there are any.
+    /// The collected records as one compressed frame, if there are any.
     fn part(&mut self) -> Option<Produced> {
-        if self.lines.is_empty() {
+        if self.records.is_empty() {
             return None;
         }
-        let compressed = self.zstd.compress(&self.lines);
-        let full = self.lines.len() >= PART_RAW;
-        self.lines.clear();
+        let compressed = self.zstd.compress(&self.records);
+        let full = self.records.len() >= PART_RAW;
+        self.records.clear();
         if !full {
             // A quiet session does not keep a bulk-sized buffer.
-            self.lines.shrink_to(IDLE_BUFFER);
+            self.records.shrink_to(IDLE_BUFFER);
         }
         match compressed {
             Ok(data) => Some(Produced::Part {
@@ -338,31 +342,175 @@ impl Encoder {
     }
 }
 
-/// Turns stored parts (zstd frames, or gzip members from earlier versions)
-/// back into asciicast text, at most `max` bytes.
+/// LEB128: seven bits a byte, low first.
+fn put_varint(out: &mut Vec<u8>, mut n: u64) {
+    while n >= 0x80 {
+        out.push((n as u8) | 0x80);
+        n >>= 7;
+    }
+    out.push(n as u8);
+}
+
+fn damaged() -> std::io::Error {
+    std::io::Error::new(
+        std::io::ErrorKind::InvalidData,
+        "a recording part is damaged",
+    )
+}
+
+/// Reads records from a decompressed part.
+struct Records<'a>(&'a [u8]);
+
+impl<'a> Records<'a> {
+    fn varint(&mut self) -> std::io::Result<u64> {
+        let mut n = 0u64;
+        for shift in (0..64).step_by(7) {
+            let (&b, rest) = self.0.split_first().ok_or_else(damaged)?;
+            self.0 = rest;
+            if shift == 63 && b > 1 {
+                return Err(damaged());
+            }
+            n |= u64::from(b & 0x7f) << shift;
+            if b < 0x80 {
+                return Ok(n);
+            }
+        }
+        Err(damaged())
+    }
+
+    fn bytes(&mut self) -> std::io::Result<&'a [u8]> {
+        let len = usize::try_from(self.varint()?).map_err(|_| damaged())?;
+        if len > self.0.len() {
+            return Err(damaged());
+        }
+        let (b, rest) = self.0.split_at(len);
+        self.0 = rest;
+        Ok(b)
+    }
+
+    fn seconds(&mut self) -> std::io::Result<f64> {
+        Ok(self.varint()? as f64 / 1_000_000.0)
+    }
+}
+
+/// Renders asciicast v2 from records, one line per record. Output is
+/// decoded as UTF-8 across records: a character split between chunks is
+/// kept whole (`carry` holds its first bytes), invalid bytes become U+FFFD.
+struct Renderer {
+    text: Vec<u8>,
+    carry: Vec<u8>,
+}
+
+impl Renderer {
+    fn line<T: serde::Serialize>(&mut self, value: &T) {
+        // Writing into a Vec cannot fail; a line is whole or absent.
+        let len = self.text.len();
+        if serde_json::to_writer(&mut self.text, value).is_ok() {
+            self.text.push(b'\n');
+        } else {
+            self.text.truncate(len);
+        }
+    }
+
+    fn output(&mut self, t: f64, data: &[u8]) {
+        let joined: Vec<u8>;
+        let bytes = if self.carry.is_empty() {
+            data
+        } else {
+            joined = [std::mem::take(&mut self.carry).as_slice(), data].concat();
+            &joined
+        };
+        match std::str::from_utf8(bytes) {
+            Ok(text) => {
+                if !text.is_empty() {
+                    self.line(&(t, "o", text));
+                }
+            }
+            Err(e) => {
+                let valid = if e.error_len().is_none() {
+                    e.valid_up_to()
+                } else {
+                    bytes.len()
+                };
+                let (text, rest) = bytes.split_at(valid);
+                self.carry = rest.to_vec();
+                if !text.is_empty() {
+                    self.line(&(t, "o", String::from_utf8_lossy(text)));
+                }
+            }
+        }
+    }
+
+    /// Renders one part of records, stopping once `max` bytes are out.
+    fn part(&mut self, mut r: Records<'_>, max: u64) -> std::io::Result<()> {
+        while !r.0.is_empty() && (self.text.len() as u64) < max {
+            let (&kind, rest) = r.0.split_first().ok_or_else(damaged)?;
+            r.0 = rest;
+            match kind {
+                REC_HEADER => {
+                    let header = r.bytes()?;
+                    self.text.extend_from_slice(header);
+                    self.text.push(b'\n');
+                }
+                REC_OUTPUT => {
+                    let t = r.seconds()?;
+                    let data = r.bytes()?;
+                    self.output(t, data);
+                }
+                REC_RESIZE => {
+                    let t = r.seconds()?;
+                    let (cols, rows) = (r.varint()?, r.varint()?);
+                    self.line(&(t, "r", format!("{cols}x{rows}")));
+                }
+                _ => return Err(damaged()),
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Turns stored parts back into asciicast text, at most `max` bytes.
+/// Parts of records are rendered; parts from earlier versions (asciicast
+/// text as zstd frames or gzip members) are taken as they are.
 pub fn decode_recording(parts: &[Vec<u8>], max: u64) -> std::io::Result<String> {
-    let mut text = Vec::new();
+    let mut out = Renderer {
+        text: Vec::new(),
+        carry: Vec::new(),
+    };
     for part in parts {
-        let left = max.saturating_sub(text.len() as u64);
+        let left = max.saturating_sub(out.text.len() as u64);
         if left == 0 {
             break;
         }
-        if part.starts_with(&ZSTD_MAGIC) {
-            zstd::stream::read::Decoder::new(part.as_slice())?
-                .take(left)
-                .read_to_end(&mut text)?;
+        let mut reader: Box<dyn Read + '_> = if part.starts_with(&ZSTD_MAGIC) {
+            Box::new(zstd::stream::read::Decoder::new(part.as_slice())?)
         } else if part.starts_with(&GZIP_MAGIC) {
-            flate2::read::MultiGzDecoder::new(part.as_slice())
-                .take(left)
-                .read_to_end(&mut text)?;
+            Box::new(flate2::read::MultiGzDecoder::new(part.as_slice()))
         } else {
             return Err(std::io::Error::new(
                 std::io::ErrorKind::InvalidData,
                 "a recording part is neither zstd nor gzip",
             ));
+        };
+        let mut head = Vec::with_capacity(RAW_MAGIC.len());
+        (&mut reader)
+            .take(RAW_MAGIC.len() as u64)
+            .read_to_end(&mut head)?;
+        if head == RAW_MAGIC {
+            let mut records = Vec::new();
+            reader.take(RAW_PART_MAX + 1).read_to_end(&mut records)?;
+            if records.len() as u64 > RAW_PART_MAX {
+                return Err(damaged());
+            }
+            out.part(Records(&records), max)?;
+        } else {
+            out.text.extend_from_slice(&head);
+            reader.take(left).read_to_end(&mut out.text)?;
         }
     }
-    // Parts hold whole UTF-8 characters; only the `max` cut can split one.
+    let mut text = out.text;
+    text.truncate(usize::try_from(max).unwrap_or(usize::MAX));
+    // Only the `max` cut can split a character.
     Ok(String::from_utf8(text)
         .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()))
 }
@@ -483,6 +631,74 @@ mod tests {
         // The limit holds across parts.
         assert_eq!(decode_recording(&[new.clone(), new], 20).unwrap().len(), 20);
         assert!(decode_recording(&[b"not a part".to_vec()], 1 << 20).is_err());
+    }
+
+    #[test]
+    fn output_is_timed_when_handed_over_and_rendered_on_read() {
+        let state = RecordingState {
+            started_at_ms: 1_800_000_000_000,
+            recorded_upto: 0,
+            next_part: 0,
+        };
+        let mut enc = Encoder::new("s5", &state, 80, 24, "web-1", 1 << 20).unwrap();
+        let at = |ms: i64| (state.started_at_ms + ms) * 1000;
+        // Times come with the events, however late the thread gets to them.
+        enc.output(0, b"\x1b[1mbold\r\n\"q\"", at(1500));
+        enc.resize(120, 40, at(2250));
+        enc.output(16, "€".as_bytes(), at(3000));
+        let Some(Produced::Part {
+            data,
+            recorded_upto,
+        }) = enc.part()
+        else {
+            panic!("a part");
+        };
+        assert_eq!(recorded_upto, 19);
+        let text = decode_recording(std::slice::from_ref(&data), 1 << 20).unwrap();
+        let lines: Vec<serde_json::Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(lines[0]["title"], "web-1");
+        assert_eq!(lines[0]["timestamp"], 1_800_000_000);
+        assert_eq!(
+            lines[1],
+            serde_json::json!([1.5, "o", "\u{1b}[1mbold\r\n\"q\""])
+        );
+        assert_eq!(lines[2], serde_json::json!([2.25, "r", "120x40"]));
+        assert_eq!(lines[3], serde_json::json!([3.0, "o", "€"]));
+        assert_eq!(lines.len(), 4);
+        // The limit cuts the rendered text.
+        let cut = decode_recording(&[data], 50).unwrap();
+        assert_eq!(cut.len(), 50);
+        assert!(text.starts_with(&cut));
+    }
+
+    #[test]
+    fn damaged_parts_of_records_are_refused() {
+        let part = |records: &[u8]| {
+            compressor()
+                .unwrap()
+                .compress(&[RAW_MAGIC.as_slice(), records].concat())
+                .unwrap()
+        };
+        // Fine: one output record of 2 bytes at t = 0.
+        assert!(
+            decode_recording(&[part(b"o\x00\x02hi")], 1 << 20)
+                .unwrap()
+                .contains("hi")
+        );
+        for bad in [
+            &b"o\x00\x64short"[..],                           // longer than what follows
+            b"x\x00",                                         // an unknown record
+            b"r\x00\x80",                                     // a number cut short
+            b"o\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\x01", // a number over 64 bits
+        ] {
+            assert!(decode_recording(&[part(bad)], 1 << 20).is_err(), "{bad:?}");
+        }
+        // A part that decompresses to more than any recorder writes.
+        let huge = part(&vec![0u8; (RAW_PART_MAX + 1) as usize]);
+        assert!(decode_recording(&[huge], 1 << 20).is_err());
     }
 
     #[tokio::test]
