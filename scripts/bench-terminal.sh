@@ -24,7 +24,7 @@ export LC_ALL=C
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 : "${BENCH_KEYSTROKES:=5000}"     # measured keystrokes per path (p99 = the 50th slowest)
 : "${BENCH_BULK_MB:=100}"         # size of the file both shells cat, MiB
-: "${BENCH_BULK_ROUNDS:=3}"       # bulk rounds per path (fresh session each)
+: "${BENCH_BULK_ROUNDS:=5}"       # bulk rounds per path (fresh session each)
 : "${BENCH_EXEC_AGENTS:=1000}"    # simulated agents for the fan-out
 : "${BENCH_EXEC_ROUNDS:=5}"
 : "${BENCH_ONLINE_TIMEOUT:=600}"  # s, longest wait for the simulated agents
