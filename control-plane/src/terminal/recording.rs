@@ -626,11 +626,19 @@ mod tests {
             .unwrap()
             .compress(b"[0.5,\"o\",\"hi\"]\n")
             .unwrap();
-        let text = decode_recording(&[old, new.clone()], 1 << 20).unwrap();
+        let text = decode_recording(&[old.clone(), new.clone()], 1 << 20).unwrap();
         assert_eq!(text, "{\"version\":2}\n[0.5,\"o\",\"hi\"]\n");
         // The limit holds across parts.
         assert_eq!(decode_recording(&[new.clone(), new], 20).unwrap().len(), 20);
         assert!(decode_recording(&[b"not a part".to_vec()], 1 << 20).is_err());
+        // A session recorded before the upgrade and resumed after it: the
+        // old text, then rendered records.
+        let records = compressor()
+            .unwrap()
+            .compress(&[RAW_MAGIC.as_slice(), b"o\xa0\x8d\x06\x03new"].concat())
+            .unwrap();
+        let text = decode_recording(&[old, records], 1 << 20).unwrap();
+        assert_eq!(text, "{\"version\":2}\n[0.1,\"o\",\"new\"]\n");
     }
 
     #[test]
