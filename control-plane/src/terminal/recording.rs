@@ -259,14 +259,14 @@ impl Encoder {
                 "env": { "TERM": "xterm-256color" },
             })
             .to_string();
-            e.record(REC_HEADER, None, &[header.len() as u64], header.as_bytes());
+            e.push(REC_HEADER, None, &[], Some(header.as_bytes()));
         }
         Ok(e)
     }
 
     /// Appends one record: kind, time (µs since the session started, if
-    /// timed), numbers, then bytes.
-    fn record(&mut self, kind: u8, at_us: Option<i64>, numbers: &[u64], bytes: &[u8]) {
+    /// timed), numbers, then bytes (if any) after their length.
+    fn push(&mut self, kind: u8, at_us: Option<i64>, numbers: &[u64], bytes: Option<&[u8]>) {
         if self.records.is_empty() {
             self.part_started = Instant::now();
             self.records.extend_from_slice(RAW_MAGIC);
@@ -279,7 +279,10 @@ impl Encoder {
         for n in numbers {
             put_varint(&mut self.records, *n);
         }
-        self.records.extend_from_slice(bytes);
+        if let Some(bytes) = bytes {
+            put_varint(&mut self.records, bytes.len() as u64);
+            self.records.extend_from_slice(bytes);
+        }
     }
 
     /// Records output at `offset`, skipping bytes already recorded (a replay
@@ -293,8 +296,7 @@ impl Encoder {
             .unwrap_or(data.len())
             .min(data.len());
         self.recorded_upto = end;
-        let bytes = &data[skip..];
-        self.record(REC_OUTPUT, Some(at_us), &[bytes.len() as u64], bytes);
+        self.push(REC_OUTPUT, Some(at_us), &[], Some(&data[skip..]));
         if self.recorded_upto >= self.cap {
             tracing::warn!(session_id = %self.session_id, cap = self.cap, "Terminal recording reached its size limit; the rest is not recorded.");
             self.stopped = true;
@@ -303,11 +305,11 @@ impl Encoder {
 
     fn resize(&mut self, cols: u32, rows: u32, at_us: i64) {
         if !self.stopped {
-            self.record(
+            self.push(
                 REC_RESIZE,
                 Some(at_us),
                 &[u64::from(cols), u64::from(rows)],
-                &[],
+                None,
             );
         }
     }
