@@ -2,7 +2,11 @@
 //! stream. Only this module (and `grpc/convert.rs`) knows proto types.
 
 mod convert;
+mod inline_wake;
 mod session;
+mod transport;
+
+pub use transport::acceptor;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -17,8 +21,7 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tonic::transport::server::TcpIncoming;
-use tonic::transport::{Certificate, Identity, ServerTlsConfig};
+use tonic::service::Routes;
 use tonic::{Request, Response, Status, Streaming};
 use tracing::Instrument;
 
@@ -88,38 +91,21 @@ impl Gateway {
     }
 }
 
-/// Serves both services on `listener` until `shutdown` fires.
+/// Serves both services on `listener` until `shutdown` fires (see `transport`).
 pub async fn serve(
     gateway: Arc<Gateway>,
     listener: tokio::net::TcpListener,
-) -> Result<(), tonic::transport::Error> {
-    let (chain, key) = gateway.ca.server_identity_pem();
-    let tls = ServerTlsConfig::new()
-        .identity(Identity::from_pem(chain, key))
-        .client_ca_root(Certificate::from_pem(gateway.ca.ca_pem()))
-        // Enrollment must work before the agent has a certificate; every
-        // other RPC checks for one (see `authenticate`). A certificate from
-        // any other CA still fails the handshake.
-        .client_auth_optional(true)
-        .timeout(Duration::from_secs(10));
+    tls: tokio_rustls::TlsAcceptor,
+) {
     let shutdown = gateway.shutdown.clone();
-    tonic::transport::Server::builder()
-        .tls_config(tls)?
-        .http2_keepalive_interval(Some(Duration::from_secs(30)))
-        .http2_keepalive_timeout(Some(Duration::from_secs(20)))
-        .max_concurrent_streams(Some(64))
-        .add_service(
-            EnrollmentServer::new(EnrollmentSvc(gateway.clone()))
-                .max_decoding_message_size(MAX_ENROLL_MESSAGE),
-        )
-        .add_service(
-            AgentLinkServer::new(LinkSvc(gateway)).max_decoding_message_size(MAX_AGENT_MESSAGE),
-        )
-        .serve_with_incoming_shutdown(
-            TcpIncoming::from(listener).with_nodelay(Some(true)),
-            shutdown.cancelled_owned(),
-        )
-        .await
+    let routes = Routes::new(
+        EnrollmentServer::new(EnrollmentSvc(gateway.clone()))
+            .max_decoding_message_size(MAX_ENROLL_MESSAGE),
+    )
+    .add_service(
+        AgentLinkServer::new(LinkSvc(gateway)).max_decoding_message_size(MAX_AGENT_MESSAGE),
+    );
+    transport::serve(listener, tls, routes, shutdown).await;
 }
 
 struct EnrollmentSvc(Arc<Gateway>);

@@ -9,7 +9,9 @@ use rcgen::{
     BasicConstraints, CertificateParams, CertificateSigningRequestParams, DistinguishedName,
     DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose, SerialNumber,
 };
-use rustls::pki_types::{CertificateDer, CertificateSigningRequestDer};
+use rustls::pki_types::{
+    CertificateDer, CertificateSigningRequestDer, PrivateKeyDer, PrivatePkcs8KeyDer,
+};
 use sha2::{Digest, Sha256};
 
 use crate::fleet::AgentId;
@@ -71,8 +73,9 @@ pub struct Authority {
     ca_der: Vec<u8>,
     ca_pem: String,
     issuer: Issuer<'static, KeyPair>,
-    server_cert_pem: String,
-    server_key_pem: String,
+    server_cert_der: Vec<u8>,
+    /// PKCS#8.
+    server_key_der: Vec<u8>,
     fingerprint: String,
 }
 
@@ -122,12 +125,18 @@ impl Authority {
         let fingerprint = hex::encode(Sha256::digest(&ca_der));
 
         let (server_cert_pem, server_key_pem) = load_or_issue_server(dir, &issuer, server_names)?;
+        let server_cert_path = dir.join("server.crt");
+        let server_cert_der = pem_to_der(&server_cert_pem)
+            .ok_or_else(|| corrupt(&server_cert_path, "certificate", "no PEM block"))?;
+        let server_key_der = KeyPair::from_pem(&server_key_pem)
+            .map_err(|e| corrupt(&dir.join("server.key"), "key", e))?
+            .serialize_der();
         Ok(Self {
             ca_der,
             ca_pem,
             issuer,
-            server_cert_pem,
-            server_key_pem,
+            server_cert_der,
+            server_key_der,
             fingerprint,
         })
     }
@@ -145,11 +154,14 @@ impl Authority {
         &self.ca_pem
     }
 
-    /// The server certificate chain (leaf then CA) and key, PEM.
-    pub fn server_identity_pem(&self) -> (String, &str) {
+    /// The server certificate chain (leaf then CA) and its key.
+    pub fn server_identity_der(&self) -> (Vec<CertificateDer<'static>>, PrivateKeyDer<'static>) {
         (
-            format!("{}{}", self.server_cert_pem, self.ca_pem),
-            &self.server_key_pem,
+            vec![
+                CertificateDer::from(self.server_cert_der.clone()),
+                CertificateDer::from(self.ca_der.clone()),
+            ],
+            PrivatePkcs8KeyDer::from(self.server_key_der.clone()).into(),
         )
     }
 
@@ -379,7 +391,7 @@ mod tests {
         let a = Authority::load_or_create(dir.path(), &["localhost".into()]).unwrap();
         let b = Authority::load_or_create(dir.path(), &["fleet.example.com".into()]).unwrap();
         assert_eq!(a.fingerprint(), b.fingerprint(), "the CA stays");
-        assert_ne!(a.server_identity_pem().0, b.server_identity_pem().0);
+        assert_ne!(a.server_identity_der().0, b.server_identity_der().0);
     }
 
     #[test]

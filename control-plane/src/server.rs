@@ -93,7 +93,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         exec_hub.clone(),
         terminals.clone(),
     ));
-    let grpc_task = tokio::spawn(grpc::serve(gateway, grpc_listener));
+    let grpc_tls = grpc::acceptor(&ca).context("cannot set up TLS for the agent gateway")?;
+    let grpc_task = tokio::spawn(grpc::serve(gateway, grpc_listener, grpc_tls));
 
     let state = Arc::new(AppState {
         store: store.clone(),
