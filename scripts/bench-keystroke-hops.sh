@@ -39,8 +39,48 @@ done
 sleep 0.5 # past the unmeasured warm-up keystrokes
 log "tracing every process's syscalls for 2 s"
 perf record -q -a -e raw_syscalls:sys_enter,raw_syscalls:sys_exit -o "$WORK/perf.data" -- sleep 2 >/dev/null 2>&1
+# Then, untraced: each process's CPU time (user + kernel, with the context
+# switches it costs) and futex calls over 2 s, per keystroke. Keystrokes are
+# counted from writes: the agent writes each one to its PTY (one write a
+# keystroke); sshd writes each to its PTY and each echo to its socket (two).
+pids() { pgrep -f "$1" | tr '\n' ',' | sed 's/,$//'; }
+log "counting each process's CPU per keystroke for 2 s (perf stat)"
+EVENTS=task-clock,context-switches,syscalls:sys_enter_futex,syscalls:sys_enter_write
+declare -A PERF_PIDS=(
+    [cp]=$(pids 'sovereign serve --data-dir .*/cp-terminal')
+    [agent]=$(pids 'sovereign-agent run --state-dir')
+    [sshd]=$(pids 'sshd: root@')
+    [ssh]=$(pids '^ssh -tt')
+)
+for name in "${!PERF_PIDS[@]}"; do
+    [[ -n ${PERF_PIDS[$name]} ]] || { log "no $name process found"; exit 1; }
+    perf stat -x, -e "$EVENTS" -p "${PERF_PIDS[$name]}" -o "$WORK/stat.$name" -- sleep 2 &
+done
+wait $(jobs -p | grep -v "^$BENCH_PID\$")
 log "waiting for the benchmark to finish (so nothing else runs while the trace is read)"
 wait "$BENCH_PID" || { tail -5 "$WORK/bench.err" >&2; exit 1; }
 BENCH_PID=""
 perf script -i "$WORK/perf.data" -F comm,pid,tid,time,event,trace 2>/dev/null |
     python3 "$ROOT/scripts/bench/keystroke_hops.py"
+
+python3 - "$WORK" <<'PY'
+import sys
+work = sys.argv[1]
+def stat(name):
+    out = {}
+    for line in open(f"{work}/stat.{name}"):
+        f = line.strip().split(",")
+        if len(f) > 2 and f[0] and f[0][0].isdigit():
+            out[f[2].split(":")[-1]] = float(f[0])
+    return out
+s = {n: stat(n) for n in ("cp", "agent", "sshd", "ssh")}
+relay = s["agent"]["sys_enter_write"]
+openssh = s["sshd"]["sys_enter_write"] / 2
+print(f"\n#### CPU per keystroke (perf stat, 2 s untraced: {relay:.0f} relay and {openssh:.0f} OpenSSH keystrokes)\n")
+print("| process | CPU µs (user + kernel) | context switches | futex calls |")
+print("|---|---:|---:|---:|")
+for name, label, n in (("cp", "control plane (relay hop)", relay), ("agent", "agent (relay server)", relay),
+                       ("ssh", "`ssh` client (OpenSSH hop)", openssh), ("sshd", "`sshd` (OpenSSH server)", openssh)):
+    v = s[name]
+    print(f"| {label} | {v['task-clock'] * 1000 / n:.1f} | {v['context-switches'] / n:.2f} | {v['sys_enter_futex'] / n:.2f} |")
+PY
