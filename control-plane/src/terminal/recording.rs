@@ -364,11 +364,16 @@ fn damaged() -> std::io::Error {
 struct Records<'a>(&'a [u8]);
 
 impl<'a> Records<'a> {
+    fn byte(&mut self) -> std::io::Result<u8> {
+        let (&b, rest) = self.0.split_first().ok_or_else(damaged)?;
+        self.0 = rest;
+        Ok(b)
+    }
+
     fn varint(&mut self) -> std::io::Result<u64> {
         let mut n = 0u64;
         for shift in (0..64).step_by(7) {
-            let (&b, rest) = self.0.split_first().ok_or_else(damaged)?;
-            self.0 = rest;
+            let b = self.byte()?;
             if shift == 63 && b > 1 {
                 return Err(damaged());
             }
@@ -398,6 +403,7 @@ impl<'a> Records<'a> {
 /// Renders asciicast v2 from records, one line per record. Output is
 /// decoded as UTF-8 across records: a character split between chunks is
 /// kept whole (`carry` holds its first bytes), invalid bytes become U+FFFD.
+#[derive(Default)]
 struct Renderer {
     text: Vec<u8>,
     carry: Vec<u8>,
@@ -446,9 +452,7 @@ impl Renderer {
     /// Renders one part of records, stopping once `max` bytes are out.
     fn part(&mut self, mut r: Records<'_>, max: u64) -> std::io::Result<()> {
         while !r.0.is_empty() && (self.text.len() as u64) < max {
-            let (&kind, rest) = r.0.split_first().ok_or_else(damaged)?;
-            r.0 = rest;
-            match kind {
+            match r.byte()? {
                 REC_HEADER => {
                     let header = r.bytes()?;
                     self.text.extend_from_slice(header);
@@ -475,10 +479,7 @@ impl Renderer {
 /// Parts of records are rendered; parts from earlier versions (asciicast
 /// text as zstd frames or gzip members) are taken as they are.
 pub fn decode_recording(parts: &[Vec<u8>], max: u64) -> std::io::Result<String> {
-    let mut out = Renderer {
-        text: Vec::new(),
-        carry: Vec::new(),
-    };
+    let mut out = Renderer::default();
     for part in parts {
         let left = max.saturating_sub(out.text.len() as u64);
         if left == 0 {
