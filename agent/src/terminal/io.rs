@@ -33,6 +33,10 @@ mod imp {
     use portable_pty::MasterPty;
     use tokio::net::unix::pipe;
 
+    /// A read shorter than this that did not fill the caller's buffer is
+    /// taken as "the PTY is empty now" (see [`PtyReader::read`]).
+    const ECHO_READ: usize = 512;
+
     /// The master's fd, borrowed only long enough to duplicate it.
     struct Raw(RawFd);
 
@@ -71,19 +75,41 @@ mod imp {
 
     impl PtyReader {
         /// Reads some output; `Ok(0)` once nothing holds the PTY's other
-        /// side any more (Linux says EIO then). A short read does not mean
-        /// the PTY is drained (the kernel moves output into the master's
-        /// 4 KiB buffer a piece at a time), so it reads on until EAGAIN:
-        /// during bulk output that gathers several pieces per wake-up.
+        /// side any more (Linux says EIO then).
+        ///
+        /// During bulk output the kernel moves output into the master's
+        /// 4 KiB buffer a piece at a time, so a read that got a piece reads
+        /// on at once: often the next piece is already there, and a wake-up
+        /// gathers several. A read of a few bytes is an echo or a prompt,
+        /// and the PTY is empty after it: the reactor is told so, and the
+        /// next read waits for the PTY to signal new output instead of
+        /// finding it empty with a syscall that would sit between the echo
+        /// and its sending. Output that arrives later signals anew, so
+        /// nothing is missed.
         pub async fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
             loop {
                 self.0.readable().await?;
                 match self.0.try_read(buf) {
+                    Ok(n) => {
+                        if n < ECHO_READ && n < buf.len() {
+                            self.drained();
+                        }
+                        return Ok(n);
+                    }
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                     Err(e) if e.raw_os_error() == Some(libc::EIO) => return Ok(0),
-                    r => return r,
+                    Err(e) => return Err(e),
                 }
             }
+        }
+
+        /// Tells the reactor the PTY is empty, without a syscall: `try_io`
+        /// clears the readiness it saw when its operation says "would
+        /// block". A signal that came in since is kept.
+        fn drained(&self) {
+            let _ = self
+                .0
+                .try_io(|| Err::<(), _>(io::ErrorKind::WouldBlock.into()));
         }
     }
 
@@ -107,7 +133,7 @@ mod imp {
 
 #[cfg(windows)]
 mod imp {
-    use std::io::{self, Read, Write};
+    use std::io::{self, Write};
 
     use portable_pty::MasterPty;
     use tokio::sync::mpsc;
@@ -188,5 +214,67 @@ mod imp {
             permit.send(data.to_vec());
             Ok(data.len())
         }
+    }
+}
+
+#[cfg(all(test, unix))]
+mod tests {
+    use std::time::Duration;
+
+    use portable_pty::{CommandBuilder, PtySize, native_pty_system};
+
+    use super::split;
+
+    /// Runs `script` on a fresh PTY and reads its output with `buf_len`-byte
+    /// reads, each allowed 2 s, until `want` has arrived. A lost readiness
+    /// signal shows up as a read that times out.
+    async fn read_until(script: &str, buf_len: usize, want: &str) {
+        let pair = native_pty_system()
+            .openpty(PtySize {
+                rows: 24,
+                cols: 80,
+                pixel_width: 0,
+                pixel_height: 0,
+            })
+            .expect("a PTY");
+        let mut cmd = CommandBuilder::new("sh");
+        cmd.args(["-c", script]);
+        let mut child = pair.slave.spawn_command(cmd).expect("sh on the PTY");
+        let (mut reader, _writer) = split(pair.master.as_ref()).expect("split");
+        let mut got = Vec::new();
+        let mut buf = vec![0u8; buf_len];
+        while !String::from_utf8_lossy(&got).contains(want) {
+            let n = tokio::time::timeout(Duration::from_secs(2), reader.read(&mut buf))
+                .await
+                .unwrap_or_else(|_| {
+                    panic!(
+                        "no output for 2 s after {:?}",
+                        String::from_utf8_lossy(&got)
+                    )
+                })
+                .expect("read");
+            assert!(n > 0, "the PTY closed after {got:?}");
+            got.extend_from_slice(&buf[..n]);
+        }
+        let _ = child.kill();
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn output_after_an_echo_sized_read_still_arrives() {
+        // Each short read tells the reactor the PTY is empty; what the shell
+        // writes afterwards must wake the reader all the same.
+        read_until(
+            "printf a; sleep 0.2; printf b; sleep 0.2; printf c; sleep 10",
+            16 * 1024,
+            "abc",
+        )
+        .await;
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_read_that_fills_the_buffer_reads_on() {
+        // Three bytes wait in the PTY and nothing follows them: one-byte
+        // reads must take them without a new signal from the kernel.
+        read_until("printf a; sleep 0.3; printf bcd; sleep 10", 1, "abcd").await;
     }
 }
