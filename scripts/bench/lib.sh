@@ -20,6 +20,10 @@ cleanup() {
     done
     for pid in "${PIDS[@]}"; do kill -KILL "$pid" 2>/dev/null || true; done
     wait 2>/dev/null || true
+    # BENCH_KEEP_LOGS=DIR keeps the processes' logs for a look afterwards.
+    if [[ -n ${BENCH_KEEP_LOGS:-} ]]; then
+        mkdir -p "$BENCH_KEEP_LOGS" && cp "$WORK"/*.err "$BENCH_KEEP_LOGS"/ 2>/dev/null || true
+    fi
     rm -rf "$WORK"
 }
 trap cleanup EXIT
