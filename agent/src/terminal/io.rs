@@ -133,7 +133,7 @@ mod imp {
 
 #[cfg(windows)]
 mod imp {
-    use std::io::{self, Write};
+    use std::io::{self, Read, Write};
 
     use portable_pty::MasterPty;
     use tokio::sync::mpsc;
