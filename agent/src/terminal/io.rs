@@ -34,8 +34,10 @@ mod imp {
     use tokio::net::unix::pipe;
 
     /// A read shorter than this that did not fill the caller's buffer is
-    /// taken as "the PTY is empty now" (see [`PtyReader::read`]).
-    const ECHO_READ: usize = 512;
+    /// taken as "the PTY is empty now" (see [`PtyReader::read`]). Echoes
+    /// are a few bytes; at 512, bulk output's frames shrank by up to a
+    /// sixth, as the tail of a 4 KiB piece sometimes came in under it.
+    const ECHO_READ: usize = 64;
 
     /// The master's fd, borrowed only long enough to duplicate it.
     struct Raw(RawFd);
@@ -80,8 +82,8 @@ mod imp {
         /// During bulk output the kernel moves output into the master's
         /// 4 KiB buffer a piece at a time, so a read that got a piece reads
         /// on at once: often the next piece is already there, and a wake-up
-        /// gathers several. A read of a few bytes is an echo or a prompt,
-        /// and the PTY is empty after it: the reactor is told so, and the
+        /// gathers several. A read of a few bytes is an echo, and the PTY
+        /// is empty after it: the reactor is told so, and the
         /// next read waits for the PTY to signal new output instead of
         /// finding it empty with a syscall that would sit between the echo
         /// and its sending. Output that arrives later signals anew, so
