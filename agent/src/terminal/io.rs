@@ -83,11 +83,11 @@ mod imp {
         /// 4 KiB buffer a piece at a time, so a read that got a piece reads
         /// on at once: often the next piece is already there, and a wake-up
         /// gathers several. A read of a few bytes is an echo, and the PTY
-        /// is empty after it: the reactor is told so, and the
-        /// next read waits for the PTY to signal new output instead of
-        /// finding it empty with a syscall that would sit between the echo
-        /// and its sending. Output that arrives later signals anew, so
-        /// nothing is missed.
+        /// is empty after it: the reactor is told so, and the next read
+        /// waits for the PTY to signal new output instead of finding it
+        /// empty with a syscall that would sit between the echo and its
+        /// sending. Output that arrives later signals anew, so nothing is
+        /// missed.
         pub async fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
             loop {
                 self.0.readable().await?;
