@@ -124,13 +124,7 @@ impl Authority {
             .map_err(|e| corrupt(&ca_cert_path, "certificate", e))?;
         let fingerprint = hex::encode(Sha256::digest(&ca_der));
 
-        let (server_cert_pem, server_key_pem) = load_or_issue_server(dir, &issuer, server_names)?;
-        let server_cert_path = dir.join("server.crt");
-        let server_cert_der = pem_to_der(&server_cert_pem)
-            .ok_or_else(|| corrupt(&server_cert_path, "certificate", "no PEM block"))?;
-        let server_key_der = KeyPair::from_pem(&server_key_pem)
-            .map_err(|e| corrupt(&dir.join("server.key"), "key", e))?
-            .serialize_der();
+        let (server_cert_der, server_key_der) = load_or_issue_server(dir, &issuer, server_names)?;
         Ok(Self {
             ca_der,
             ca_pem,
@@ -233,11 +227,13 @@ pub fn now_ms() -> i64 {
     millis(SystemTime::now())
 }
 
+/// The server certificate (DER) and its key (PKCS#8 DER): the stored pair
+/// while it is still good for `server_names`, else a newly issued one.
 fn load_or_issue_server(
     dir: &Path,
     issuer: &Issuer<'static, KeyPair>,
     server_names: &[String],
-) -> Result<(String, String), PkiError> {
+) -> Result<(Vec<u8>, Vec<u8>), PkiError> {
     let cert_path = dir.join("server.crt");
     let key_path = dir.join("server.key");
     let mut names: Vec<String> = vec![SERVER_NAME.to_owned()];
@@ -249,7 +245,9 @@ fn load_or_issue_server(
         if let Some(der) = pem_to_der(&cert_pem)
             && still_good(&der, &names)
         {
-            return Ok((cert_pem, read(&key_path)?));
+            let key =
+                KeyPair::from_pem(&read(&key_path)?).map_err(|e| corrupt(&key_path, "key", e))?;
+            return Ok((der, key.serialize_der()));
         }
         tracing::info!("Re-issuing the server certificate (expiring or names changed).");
     }
@@ -266,7 +264,7 @@ fn load_or_issue_server(
     let cert = params.signed_by(&key, issuer)?;
     write_private(&key_path, key.serialize_pem().as_bytes())?;
     write_public(&cert_path, cert.pem().as_bytes())?;
-    Ok((cert.pem(), key.serialize_pem()))
+    Ok((cert.der().to_vec(), key.serialize_der()))
 }
 
 fn still_good(der: &[u8], names: &[String]) -> bool {
@@ -375,6 +373,11 @@ mod tests {
         let b = Authority::load_or_create(dir.path(), &["localhost".into()]).unwrap();
         assert_eq!(a.fingerprint(), b.fingerprint());
         assert_eq!(a.fingerprint().len(), 64);
+        assert_eq!(
+            a.server_identity_der(),
+            b.server_identity_der(),
+            "a still-good server certificate and its key are loaded, not issued again"
+        );
         use std::os::unix::fs::PermissionsExt;
         for key in ["ca.key", "server.key"] {
             let mode = std::fs::metadata(dir.path().join(key))
