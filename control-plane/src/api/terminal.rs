@@ -115,9 +115,7 @@ pub async fn socket(
 ) -> Result<Response, ApiError> {
     let principal = auth::websocket_principal(&s, &headers).await?;
     let agent = parse_agent(&id)?;
-    Ok(ws
-        .max_message_size(MAX_INPUT_FRAME + 1024)
-        .max_frame_size(MAX_INPUT_FRAME + 1024)
+    Ok(super::ws::limited(ws, MAX_INPUT_FRAME + 1024)
         .on_upgrade(move |socket| relay(s, principal, agent, socket)))
 }
 

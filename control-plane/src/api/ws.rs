@@ -23,6 +23,25 @@ use crate::fleet::{AgentId, FleetEvent, LiveEvent};
 const MAX_MESSAGE: usize = 64 * 1024;
 const MAX_SUBSCRIBED: usize = 2000;
 
+/// How much a WebSocket asks its TCP socket for at a time. tungstenite
+/// zero-fills that much of its read buffer before every read attempt, the
+/// ones that find nothing included, and a relay makes a few of those per
+/// keystroke: at tungstenite's default of 128 KiB that was about 430 KB
+/// written per keystroke (callgrind: 3.3 reads of 128 KiB) to carry a few
+/// bytes, each read's fill four times a typical L1 data cache. At 4 KiB it
+/// is about 7 KB (BENCHMARKS.md, "Keystroke echo hop by hop"). Browsers
+/// send keystrokes, pastes and small JSON messages; a frame bigger than
+/// this still arrives whole, over several reads.
+const READ_BUFFER: usize = 4 * 1024;
+
+/// A WebSocket upgrade with this server's limits: messages and frames of at
+/// most `max_message` bytes, read [`READ_BUFFER`] at a time.
+pub fn limited(ws: WebSocketUpgrade, max_message: usize) -> WebSocketUpgrade {
+    ws.max_message_size(max_message)
+        .max_frame_size(max_message)
+        .read_buffer_size(READ_BUFFER)
+}
+
 #[derive(Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 enum ClientMessage {
@@ -37,10 +56,7 @@ pub async fn upgrade(
     ws: WebSocketUpgrade,
 ) -> Result<Response, ApiError> {
     let principal = auth::websocket_principal(&s, &headers).await?;
-    Ok(ws
-        .max_message_size(MAX_MESSAGE)
-        .max_frame_size(MAX_MESSAGE)
-        .on_upgrade(move |socket| run(s, principal, socket)))
+    Ok(limited(ws, MAX_MESSAGE).on_upgrade(move |socket| run(s, principal, socket)))
 }
 
 struct Watch {

@@ -157,6 +157,20 @@ async fn terminal_round_trip_resize_and_reattach(backend: Backend) {
     .await
     .unwrap();
 
+    // A paste far bigger than the relay's WebSocket read buffer arrives
+    // whole: 600 lines of 99 characters in one 60,000-byte frame. The marker
+    // first: once it shows, the shell has put the PTY back in line mode, so
+    // the lines and the final Ctrl-D reach `wc` as lines and end-of-file.
+    v.type_in(&format!(
+        "echo paste-$((5+5)); wc -c | sed 's/^/pasted-{tag}=/'\r"
+    ))
+    .await;
+    v.until("paste-10\r\n").await;
+    v.type_in(&format!("{}\r", "x".repeat(99)).repeat(600))
+        .await;
+    v.type_in("\x04").await;
+    v.until(&format!("pasted-{tag}=60000")).await;
+
     // Output produced while the control plane is dead must not be lost.
     v.type_in(&format!("sleep 2; echo while-down-$((2+1))-{tag}\r"))
         .await;
