@@ -3,17 +3,20 @@
 # and the agent), counted by valgrind's callgrind: a diagnostic, not a target,
 # and one that does not depend on how busy the machine is (it counts
 # instructions, not time; the same binaries and settings give the same
-# counts within a few per cent).
+# counts within a few per cent). User space only: the kernel's work in the
+# syscalls is not in the counts.
 #
 # It runs scripts/bench-terminal.sh twice with both processes under
 # callgrind, once with 200 echo keystrokes and once with 1200, everything
 # else equal; the difference over the 1000 extra keystrokes is what one
 # keystroke costs (start-up, sign-in, the bulk round and the fan-out cancel
 # out; timers that fire during the longer run's extra seconds do not, and
-# are a small part). Prints Markdown: a row per process, then the functions
-# whose own instructions grew the most.
+# are a small part). BENCH_WHAT=bulk does the same per MiB of `cat` output
+# (a 1 MiB and a 5 MiB file). Prints Markdown: a row per process, then the
+# functions whose own instructions grew the most.
 #
 #   scripts/bench-keystroke-instructions.sh
+#   BENCH_WHAT=bulk scripts/bench-keystroke-instructions.sh   # per MiB of `cat` output
 #
 # By default it first builds the control plane and the agent with symbols
 # (release and agent-min settings, unstripped, line tables) into
@@ -21,13 +24,15 @@
 # scratch on 2 cores). BENCH_SKIP_BUILD=1 uses SOVEREIGN_BIN and AGENT_BIN
 # as given (stripped binaries still give the totals). sovereign-termbench
 # and sovereign-loadgen come from BENCH_BIN_DIR (target/release), as for
-# bench-terminal.sh. Needs valgrind (installed if missing).
+# bench-terminal.sh. BENCH_KEEP=DIR keeps the four profiles (for
+# callgrind_annotate). Needs valgrind (installed if missing).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 : "${BENCH_SKIP_BUILD:=0}"
 : "${BENCH_BIN_DIR:=$ROOT/target/release}"
 : "${BENCH_SHORT:=200}"
 : "${BENCH_LONG:=1200}"
+: "${BENCH_WHAT:=keystrokes}" # or bulk: instructions per MiB of `cat` output
 SYM="$ROOT/target/bench-symbols"
 : "${SOVEREIGN_BIN:=$SYM/release/sovereign}"
 : "${AGENT_BIN:=$SYM/agent-min/sovereign-agent}"
@@ -75,23 +80,36 @@ exec "$AGENT_BIN" "\$@"
 EOF
 chmod +x "$WORK/bin/sovereign" "$WORK/bin/sovereign-agent"
 
-for n in "$BENCH_SHORT" "$BENCH_LONG"; do
-    log "bench-terminal.sh with $n echo keystrokes, the relay's processes under callgrind"
+# keystrokes: 200 vs 1200 echo keystrokes (1 MiB cat); bulk: a 1 MiB vs a
+# 5 MiB file, which the relay cats twice a round (the second time "again"),
+# with 100 keystrokes.
+case $BENCH_WHAT in
+keystrokes) RUNS=("$BENCH_SHORT" "$BENCH_LONG") UNITS=$((BENCH_LONG - BENCH_SHORT)) UNIT=keystroke ;;
+bulk) RUNS=(1 5) UNITS=8 UNIT="MiB of output" ;;
+*) die "BENCH_WHAT is keystrokes or bulk, not '$BENCH_WHAT'" ;;
+esac
+for n in "${RUNS[@]}"; do
+    if [[ $BENCH_WHAT == keystrokes ]]; then keys=$n mb=1; else keys=100 mb=$n; fi
+    log "bench-terminal.sh with $keys echo keystrokes and a $mb MiB cat, the relay's processes under callgrind"
     mkdir -p "$WORK/$n"
     OUT="$WORK/$n" BENCH_SKIP_BUILD=1 BENCH_BIN_DIR="$WORK/bin" BENCH_AGENT_BIN="$WORK/bin/sovereign-agent" \
-        BENCH_KEYSTROKES="$n" BENCH_BULK_MB=1 BENCH_BULK_ROUNDS=1 BENCH_EXEC_AGENTS=5 BENCH_EXEC_ROUNDS=1 \
+        BENCH_KEYSTROKES="$keys" BENCH_BULK_MB="$mb" BENCH_BULK_ROUNDS=1 BENCH_EXEC_AGENTS=5 BENCH_EXEC_ROUNDS=1 \
         BENCH_OUT=- BENCH_WAIT_FOR= "$ROOT/scripts/bench-terminal.sh" >"$WORK/$n/report" 2>"$WORK/$n/err" ||
         die "bench-terminal.sh failed: $(tail -5 "$WORK/$n/err")"
     [[ -s $WORK/$n/cp.out && -s $WORK/$n/agent.out ]] || die "no callgrind profile in $WORK/$n"
+    if [[ -n ${BENCH_KEEP:-} ]]; then
+        mkdir -p "$BENCH_KEEP"
+        cp "$WORK/$n/cp.out" "$BENCH_KEEP/cp.$BENCH_WHAT.$n.out"
+        cp "$WORK/$n/agent.out" "$BENCH_KEEP/agent.$BENCH_WHAT.$n.out"
+    fi
 done
 
-KEYS=$((BENCH_LONG - BENCH_SHORT))
-echo "Instructions per echo keystroke (callgrind; $BENCH_LONG minus $BENCH_SHORT keystrokes, over $KEYS):"
+echo "Instructions per $UNIT (callgrind; the difference between the two runs, over $UNITS):"
 echo
-echo "| process | instructions per keystroke |"
+echo "| process | instructions per $UNIT |"
 echo "|---|---:|"
 for p in cp agent; do
-    python3 "$ROOT/scripts/bench/callgrind_diff.py" "$p" "$WORK/$BENCH_SHORT/$p.out" "$WORK/$BENCH_LONG/$p.out" "$KEYS" 8 >"$WORK/$p.md"
+    python3 "$ROOT/scripts/bench/callgrind_diff.py" "$p" "$WORK/${RUNS[0]}/$p.out" "$WORK/${RUNS[1]}/$p.out" "$UNITS" 8 "$UNIT" >"$WORK/$p.md"
     head -1 "$WORK/$p.md"
 done
 echo

@@ -1,13 +1,13 @@
 #!/usr/bin/env python3
 """Per-keystroke instructions from two callgrind profiles of one process.
 
-    callgrind_diff.py NAME SHORT.out LONG.out KEYSTROKES [TOP]
+    callgrind_diff.py NAME SHORT.out LONG.out UNITS [TOP [UNIT]]
 
 SHORT and LONG are the same process over two runs that differ only in how
-many echo keystrokes went through it (KEYSTROKES more in LONG): start-up,
-sign-in, the bulk round and the rest cancel out. Prints one Markdown table
-row for the totals, then the TOP functions whose own instructions (not
-their callees') grew the most, per keystroke.
+much work went through it (UNITS more in LONG: echo keystrokes, or MiB of
+output): start-up, sign-in and the rest cancel out. Prints one Markdown
+table row for the totals, then the TOP functions whose own instructions
+(not their callees') grew the most, per UNIT ("keystroke" by default).
 """
 
 import re
@@ -44,24 +44,25 @@ def self_costs(path):
 
 
 def main():
-    name, short, long_, keystrokes = sys.argv[1:5]
+    name, short, long_, units = sys.argv[1:5]
     top = int(sys.argv[5]) if len(sys.argv) > 5 else 8
-    keystrokes = int(keystrokes)
+    unit = sys.argv[6] if len(sys.argv) > 6 else "keystroke"
+    units = int(units)
     a, ta = self_costs(short)
     b, tb = self_costs(long_)
-    per = (tb - ta) / keystrokes
+    per = (tb - ta) / units
     print(f"| {name} | {per:,.0f} |")
     grown = sorted(((b.get(f, 0) - a.get(f, 0), f) for f in set(a) | set(b)), reverse=True)
     print()
-    print(f"Where {name}'s instructions per keystroke go (own instructions, top {top}):")
+    print(f"Where {name}'s instructions per {unit} go (own instructions, top {top}):")
     print()
-    print("| instructions per keystroke | function |")
+    print(f"| instructions per {unit} | function |")
     print("|---:|---|")
     for n, f in grown[:top]:
         if n <= 0:
             break
         f = f if len(f) <= 110 else f[:107] + "..."
-        print(f"| {n / keystrokes:,.0f} | `{f}` |")
+        print(f"| {n / units:,.0f} | `{f}` |")
     print()
 
 
