@@ -48,10 +48,10 @@ command -v valgrind >/dev/null || {
 cd "$ROOT"
 if [[ $BENCH_SKIP_BUILD != 1 ]]; then
     log "building the control plane and the agent with symbols into $SYM (nice 19)"
-    export CARGO_PROFILE_RELEASE_STRIP=false CARGO_PROFILE_RELEASE_DEBUG=line-tables-only
-    export CARGO_PROFILE_AGENT_MIN_STRIP=false CARGO_PROFILE_AGENT_MIN_DEBUG=line-tables-only
-    nice -n 19 cargo build --release -p sovereign --bin sovereign --target-dir "$SYM" >&2
-    nice -n 19 cargo build --profile agent-min -p sovereign-agent --target-dir "$SYM" >&2
+    CARGO_PROFILE_RELEASE_STRIP=false CARGO_PROFILE_RELEASE_DEBUG=line-tables-only \
+        nice -n 19 cargo build --release -p sovereign --bin sovereign --target-dir "$SYM" >&2
+    CARGO_PROFILE_AGENT_MIN_STRIP=false CARGO_PROFILE_AGENT_MIN_DEBUG=line-tables-only \
+        nice -n 19 cargo build --profile agent-min -p sovereign-agent --target-dir "$SYM" >&2
     log "building sovereign-termbench and sovereign-loadgen (nice 19)"
     nice -n 19 cargo build --release -p sovereign-e2e >&2
 fi

@@ -228,7 +228,8 @@ paths in blocks of 100 keystrokes and per bulk round.
   (cookie + \`X-CSRF-Token\` + \`Origin\`), WebSocket with \`Origin\` and the
   cookie (TCP_NODELAY, as browsers set it; reads of 16 KiB, as the
   WebSocket library zero-fills its read buffer before every read and a
-  browser does not), \`{"type":"auth"}\`, binary input frames, output frames of an 8-byte offset + bytes — through the
+  browser does not), \`{"type":"auth"}\`, binary input frames, output
+  frames of an 8-byte offset + bytes — through the
   control plane (release build, SQLite, default settings: the session is
   recorded, as zstd by a nice-10 thread, up to 64 MiB) and the agent's gRPC
   \`Terminal\` stream over mutual TLS to a PTY the agent reads and writes

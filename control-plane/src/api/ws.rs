@@ -29,7 +29,7 @@ const MAX_SUBSCRIBED: usize = 2000;
 /// keystroke: at tungstenite's default of 128 KiB that was about 430 KB
 /// written per keystroke (callgrind: 3.3 reads of 128 KiB) to carry a few
 /// bytes, each read's fill four times a typical L1 data cache. At 4 KiB it
-/// is about 7 KB (BENCHMARKS.md, "Keystroke echo hop by hop"). Browsers
+/// is about 7 KB (BENCHMARKS.md, "Instructions per keystroke"). Browsers
 /// send keystrokes, pastes and small JSON messages; a frame bigger than
 /// this still arrives whole, over several reads.
 const READ_BUFFER: usize = 4 * 1024;
