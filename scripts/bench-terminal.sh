@@ -23,6 +23,7 @@ export LC_ALL=C
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 : "${BENCH_KEYSTROKES:=5000}"     # measured keystrokes per path (p99 = the 50th slowest)
+: "${BENCH_BLOCK:=2}"             # keystrokes per block; blocks alternate between the paths
 : "${BENCH_BULK_MB:=100}"         # size of the file both shells cat, MiB
 : "${BENCH_BULK_ROUNDS:=5}"       # bulk rounds per path (fresh session each)
 : "${BENCH_EXEC_AGENTS:=1000}"    # simulated agents for the fan-out
@@ -129,7 +130,7 @@ CP_RSS0=$(status_kb "$CP_PID" VmRSS)
 log "measuring: $BENCH_KEYSTROKES keystrokes and $BENCH_BULK_ROUNDS × cat ${BENCH_BULK_MB} MiB per path"
 SOVEREIGN_ADMIN_PASSWORD=$CP_PASSWORD "$RELEASE/sovereign-termbench" terminal --api "$CP_API" \
     --ssh-port "$SSH_PORT" --ssh-key "$WORK/ssh/client_key" --file "$WORK/bulk.txt" \
-    --keystrokes "$BENCH_KEYSTROKES" --bulk-rounds "$BENCH_BULK_ROUNDS" \
+    --keystrokes "$BENCH_KEYSTROKES" --block "$BENCH_BLOCK" --bulk-rounds "$BENCH_BULK_ROUNDS" \
     --relay-pids "$CP_PID,$AGENT_PID" --sshd-pid "$SSHD_PID" --clk-tck "$(getconf CLK_TCK)" \
     >"$WORK/terminal.json" 2> >(tee "$WORK/termbench.err" >&2) || die "the terminal measurement failed"
 T=$WORK/terminal.json
@@ -187,6 +188,7 @@ stop "$CP_PID"
 
 j() { jq -r "$1" "$2"; }
 ms() { calc "%.2f" "$(j "$1" "$T")"; }
+us() { calc "%.0f" "$(j "$1" "$T") * 1000"; }
 R_P50=$(j .echo.relay.p50_ms "$T"); S_P50=$(j .echo.ssh.p50_ms "$T")
 R_P99=$(j .echo.relay.p99_ms "$T"); S_P99=$(j .echo.ssh.p99_ms "$T")
 R_MBS=$(j .bulk.relay.median_mib_per_s "$T"); S_MBS=$(j .bulk.ssh.median_mib_per_s "$T")
@@ -208,7 +210,7 @@ SECTION=$(cat <<EOF
 Reproduce with \`$COMMAND\` from the repository root (it builds the
 binaries, starts everything on 127.0.0.1 with temp dirs, stops it all with
 a trap, and rewrites only this section). Settings of this run:
-\`BENCH_KEYSTROKES=$BENCH_KEYSTROKES BENCH_BULK_MB=$BENCH_BULK_MB BENCH_BULK_ROUNDS=$BENCH_BULK_ROUNDS BENCH_EXEC_AGENTS=$BENCH_EXEC_AGENTS BENCH_EXEC_ROUNDS=$BENCH_EXEC_ROUNDS\`.
+\`BENCH_KEYSTROKES=$BENCH_KEYSTROKES BENCH_BLOCK=$BENCH_BLOCK BENCH_BULK_MB=$BENCH_BULK_MB BENCH_BULK_ROUNDS=$BENCH_BULK_ROUNDS BENCH_EXEC_AGENTS=$BENCH_EXEC_AGENTS BENCH_EXEC_ROUNDS=$BENCH_EXEC_ROUNDS\`.
 
 - Date: $DATE; commit $COMMIT; \`sovereign\` and \`sovereign-termbench\` from \`${RELEASE#"$ROOT"/}\`, the agent from \`${BENCH_AGENT_BIN#"$ROOT"/}\` ($(calc "%.2f" "$AGENT_SIZE / 1048576") MiB, what ships)
 - Machine: $MACHINE_CPUS CPUs (\`nproc\`), $MACHINE_MEM GiB RAM, $MACHINE_MODEL, Linux $MACHINE_KERNEL
@@ -222,7 +224,10 @@ a trap, and rewrites only this section). Settings of this run:
 The same shell on both paths ($SHELL_NAME $BASH_VERSION_S, root's login shell,
 started as a login shell by the agent and by sshd), the same file, the
 same client (\`sovereign-termbench terminal\`), alternating between the
-paths in blocks of 100 keystrokes and per bulk round.
+paths every $BENCH_BLOCK keystrokes and per bulk round. (Blocks of 100, as
+runs before 2026-11-22 used, let a burst of noise from the machine land on
+one path only: the 50 slowest keystrokes that make a p99 were often a run
+of 20 in a row, and the ratio moved between 0.9 and 1.6 from run to run.)
 
 - **Relay**: the client stands in for the browser — sign in, ticket
   (cookie + \`X-CSRF-Token\` + \`Origin\`), WebSocket with \`Origin\` and the
@@ -255,6 +260,7 @@ paths in blocks of 100 keystrokes and per bulk round.
 |---|---:|---:|
 | echo p50 | $(ms .echo.relay.p50_ms) ms | $(ms .echo.ssh.p50_ms) ms |
 | **echo p99** | **$(ms .echo.relay.p99_ms) ms** | **$(ms .echo.ssh.p99_ms) ms** |
+| for scale: the one leg the paths do not share — the client to the relay over loopback TCP (as a browser's WebSocket), to \`ssh\` over a pipe pair — as a 1-byte round trip from the client to an echoing process (`sovereign-termbench leg-echo`), p50 / p99 ($(j .client_leg.tcp.n "$T") each, alternating) | TCP: $(us .client_leg.tcp.p50_ms) / $(us .client_leg.tcp.p99_ms) µs | pipe: $(us .client_leg.pipe.p50_ms) / $(us .client_leg.pipe.p99_ms) µs |
 | echo p90 / mean / max | $(ms .echo.relay.p90_ms) / $(ms .echo.relay.mean_ms) / $(ms .echo.relay.max_ms) ms | $(ms .echo.ssh.p90_ms) / $(ms .echo.ssh.mean_ms) / $(ms .echo.ssh.max_ms) ms |
 | Enter on an empty line → whole next prompt, p50 / p99 / max ($(j .enter.relay.n "$T") each) | $(ms .enter.relay.p50_ms) / $(ms .enter.relay.p99_ms) / $(ms .enter.relay.max_ms) ms | $(ms .enter.ssh.p50_ms) / $(ms .enter.ssh.p99_ms) / $(ms .enter.ssh.max_ms) ms |
 | cat ${BENCH_BULK_MB} MiB, fresh session (each round) | $(rounds .bulk.relay) | $(rounds .bulk.ssh) |

@@ -20,9 +20,10 @@ cleanup() {
     done
     for pid in "${PIDS[@]}"; do kill -KILL "$pid" 2>/dev/null || true; done
     wait 2>/dev/null || true
-    # BENCH_KEEP_LOGS=DIR keeps the processes' logs for a look afterwards.
+    # BENCH_KEEP_LOGS=DIR keeps the processes' logs and the measurements' JSON
+    # (every echo sample, in order) for a look afterwards.
     if [[ -n ${BENCH_KEEP_LOGS:-} ]]; then
-        mkdir -p "$BENCH_KEEP_LOGS" && cp "$WORK"/*.err "$BENCH_KEEP_LOGS"/ 2>/dev/null || true
+        mkdir -p "$BENCH_KEEP_LOGS" && cp "$WORK"/*.err "$WORK"/*.json "$BENCH_KEEP_LOGS"/ 2>/dev/null || true
     fi
     rm -rf "$WORK"
 }

@@ -61,6 +61,13 @@ enum Cmd {
     Terminal(TerminalArgs),
     /// Exec fan-out to every agent of a project.
     Fanout(FanoutArgs),
+    /// The far end of the client-leg measurement: echoes every byte from
+    /// stdin to stdout, or over a TCP connection to `--connect`.
+    #[command(hide = true)]
+    LegEcho {
+        #[arg(long)]
+        connect: Option<std::net::SocketAddr>,
+    },
 }
 
 #[derive(clap::Args, Clone)]
@@ -97,6 +104,9 @@ struct TerminalArgs {
     /// Enters per path whose chunks are timed one by one ([µs, bytes]).
     #[arg(long, default_value_t = 3)]
     trace: usize,
+    /// 1-byte round trips per transport for the client-leg comparison.
+    #[arg(long, default_value_t = 5000)]
+    leg_round_trips: usize,
     /// Unmeasured keystrokes per path first.
     #[arg(long, default_value_t = 50)]
     warmup: usize,
@@ -145,6 +155,22 @@ struct FanoutArgs {
 
 fn main() -> ExitCode {
     let args = Args::parse();
+    if let Cmd::LegEcho { connect } = args.cmd {
+        let echoed = match connect {
+            Some(addr) => std::net::TcpStream::connect(addr).and_then(|s| {
+                s.set_nodelay(true)?;
+                echo_back(s.try_clone()?, s)
+            }),
+            None => echo_back(std::io::stdin().lock(), std::io::stdout().lock()),
+        };
+        return match echoed {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("sovereign-termbench leg-echo: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -159,6 +185,7 @@ fn main() -> ExitCode {
         match args.cmd {
             Cmd::Terminal(a) => terminal(a).await,
             Cmd::Fanout(a) => fanout(a).await,
+            Cmd::LegEcho { .. } => unreachable!("handled before the runtime starts"),
         }
     });
     match result {
@@ -614,6 +641,75 @@ async fn echo(term: &mut Term, n: usize, out: &mut Vec<f64>) -> Result<()> {
     Ok(())
 }
 
+/// The one leg the two paths do not share. The relay's client reaches the
+/// control plane over loopback TCP, as a browser's WebSocket does; the
+/// OpenSSH client is driven through a pipe pair. This times `n` 1-byte
+/// round trips to an echoing process (this binary's `leg-echo`) over each
+/// (TCP_NODELAY on both ends), alternating, so the difference can be read
+/// next to the echo results. Returns (TCP, pipe) in ms.
+// A process at the far end, as `ssh` and the control plane are.
+#[allow(clippy::disallowed_methods)]
+fn client_leg(n: usize) -> Result<(Vec<f64>, Vec<f64>)> {
+    use std::io::{Read, Write};
+    fn round_trip(w: &mut impl Write, r: &mut impl Read) -> Result<f64> {
+        let mut b = [b'a'];
+        let t0 = Instant::now();
+        w.write_all(&b)?;
+        r.read_exact(&mut b)?;
+        Ok(t0.elapsed().as_secs_f64() * 1000.0)
+    }
+    let me = std::env::current_exe()?;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    let mut tcp_echo = std::process::Command::new(&me)
+        .args(["leg-echo", "--connect", &listener.local_addr()?.to_string()])
+        .spawn()
+        .context("starting the TCP echo")?;
+    let (tcp, _) = listener.accept()?;
+    tcp.set_nodelay(true)?;
+    let mut pipe_echo = std::process::Command::new(&me)
+        .arg("leg-echo")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .context("starting the pipe echo")?;
+    let (Some(mut to_echo), Some(mut from_echo)) =
+        (pipe_echo.stdin.take(), pipe_echo.stdout.take())
+    else {
+        bail!("the pipe echo has no pipes");
+    };
+    let mut measure = || -> Result<(Vec<f64>, Vec<f64>)> {
+        let (mut over_tcp, mut over_pipe) = (Vec::with_capacity(n), Vec::with_capacity(n));
+        for _ in 0..n {
+            over_tcp.push(round_trip(&mut &tcp, &mut &tcp)?);
+            over_pipe.push(round_trip(&mut to_echo, &mut from_echo)?);
+        }
+        Ok((over_tcp, over_pipe))
+    };
+    let measured = measure();
+    // End of input ends both echoes.
+    let _ = tcp.shutdown(std::net::Shutdown::Write);
+    drop(to_echo);
+    for echo in [&mut tcp_echo, &mut pipe_echo] {
+        if !echo.wait()?.success() {
+            bail!("an echo process failed");
+        }
+    }
+    measured
+}
+
+/// Copies bytes from `r` to `w` one read at a time until `r` ends.
+fn echo_back(mut r: impl std::io::Read, mut w: impl std::io::Write) -> std::io::Result<()> {
+    let mut b = [0u8; 64];
+    loop {
+        let n = r.read(&mut b)?;
+        if n == 0 {
+            return Ok(());
+        }
+        w.write_all(&b[..n])?;
+        w.flush()?;
+    }
+}
+
 /// Presses Enter on an empty line `n` times, each waiting until the whole
 /// next prompt has arrived (several writes by the shell); appends each in ms.
 async fn enter(term: &mut Term, prompt: &[u8], n: usize, out: &mut Vec<f64>) -> Result<()> {
@@ -733,11 +829,16 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[rank.min(sorted.len()) - 1]
 }
 
-fn latency_json(mut v: Vec<f64>) -> Value {
+/// The summary, and every sample in the order taken (for a look at when
+/// the slow ones came).
+fn latency_json(samples: Vec<f64>) -> Value {
+    let r = |x: f64| (x * 1000.0).round() / 1000.0;
+    let in_order: Vec<f64> = samples.iter().map(|&x| r(x)).collect();
+    let mut v = samples;
     v.sort_by(f64::total_cmp);
     let mean = v.iter().sum::<f64>() / v.len().max(1) as f64;
-    let r = |x: f64| (x * 1000.0).round() / 1000.0;
     json!({
+        "samples_ms": in_order,
         "n": v.len(),
         "p50_ms": r(percentile(&v, 50.0)),
         "p90_ms": r(percentile(&v, 90.0)),
@@ -837,6 +938,11 @@ async fn terminal(args: TerminalArgs) -> Result<Value> {
     relay.close().await;
     ssh.close().await;
 
+    log("client leg: loopback TCP next to a pipe");
+    let (leg_tcp, leg_pipe) = tokio::task::spawn_blocking(move || client_leg(args.leg_round_trips))
+        .await
+        .context("the client-leg measurement")??;
+
     // Bulk: each round in a fresh session per path, then the same cat again
     // in that session (for the relay: its recording has reached its cap).
     log("bulk output");
@@ -866,6 +972,7 @@ async fn terminal(args: TerminalArgs) -> Result<Value> {
         "echo": { "relay": latency_json(lat_relay), "ssh": latency_json(lat_ssh) },
         "enter": { "relay": latency_json(enter_relay), "ssh": latency_json(enter_ssh) },
         "enter_trace_us_bytes": trace,
+        "client_leg": { "tcp": latency_json(leg_tcp), "pipe": latency_json(leg_pipe) },
         "bulk": {
             "relay": bulk_json(&b_relay, file_bytes, expected),
             "ssh": bulk_json(&b_ssh, file_bytes, expected),
