@@ -260,7 +260,7 @@ of 20 in a row, and the ratio moved between 0.9 and 1.6 from run to run.)
 |---|---:|---:|
 | echo p50 | $(ms .echo.relay.p50_ms) ms | $(ms .echo.ssh.p50_ms) ms |
 | **echo p99** | **$(ms .echo.relay.p99_ms) ms** | **$(ms .echo.ssh.p99_ms) ms** |
-| for scale: the one leg the paths do not share — the client to the relay over loopback TCP (as a browser's WebSocket), to \`ssh\` over a pipe pair — as a 1-byte round trip from the client to an echoing process (`sovereign-termbench leg-echo`), p50 / p99 ($(j .client_leg.tcp.n "$T") each, alternating) | TCP: $(us .client_leg.tcp.p50_ms) / $(us .client_leg.tcp.p99_ms) µs | pipe: $(us .client_leg.pipe.p50_ms) / $(us .client_leg.pipe.p99_ms) µs |
+| for scale: the one leg the paths do not share — the client to the relay over loopback TCP (as a browser's WebSocket), to \`ssh\` over a pipe pair — as a 1-byte round trip from the client to an echoing process (\`sovereign-termbench leg-echo\`), p50 / p99 ($(j .client_leg.tcp.n "$T") each, alternating) | TCP: $(us .client_leg.tcp.p50_ms) / $(us .client_leg.tcp.p99_ms) µs | pipe: $(us .client_leg.pipe.p50_ms) / $(us .client_leg.pipe.p99_ms) µs |
 | echo p90 / mean / max | $(ms .echo.relay.p90_ms) / $(ms .echo.relay.mean_ms) / $(ms .echo.relay.max_ms) ms | $(ms .echo.ssh.p90_ms) / $(ms .echo.ssh.mean_ms) / $(ms .echo.ssh.max_ms) ms |
 | Enter on an empty line → whole next prompt, p50 / p99 / max ($(j .enter.relay.n "$T") each) | $(ms .enter.relay.p50_ms) / $(ms .enter.relay.p99_ms) / $(ms .enter.relay.max_ms) ms | $(ms .enter.ssh.p50_ms) / $(ms .enter.ssh.p99_ms) / $(ms .enter.ssh.max_ms) ms |
 | cat ${BENCH_BULK_MB} MiB, fresh session (each round) | $(rounds .bulk.relay) | $(rounds .bulk.ssh) |
