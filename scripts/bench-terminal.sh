@@ -226,8 +226,9 @@ started as a login shell by the agent and by sshd), the same file, the
 same client (\`sovereign-termbench terminal\`), alternating between the
 paths every $BENCH_BLOCK keystrokes and per bulk round. (Blocks of 100, as
 runs before 2026-11-22 used, let a burst of noise from the machine land on
-one path only: the 50 slowest keystrokes that make a p99 were often a run
-of 20 in a row, and the ratio moved between 0.9 and 1.6 from run to run.)
+one path only: half of the 50 slowest keystrokes that make a p99 could
+fall within a few dozen in a row, and the ratio moved between 0.9 and 1.6
+from run to run.)
 
 - **Relay**: the client stands in for the browser — sign in, ticket
   (cookie + \`X-CSRF-Token\` + \`Origin\`), WebSocket with \`Origin\` and the

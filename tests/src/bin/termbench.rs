@@ -95,8 +95,9 @@ struct TerminalArgs {
     /// Measured keystrokes per path (even: `a` and DEL alternate).
     #[arg(long, default_value_t = 1000)]
     keystrokes: usize,
-    /// Keystrokes per block; blocks alternate between the paths.
-    #[arg(long, default_value_t = 100)]
+    /// Keystrokes per block; blocks alternate between the paths (a few, so
+    /// a burst of noise from the machine lands on both).
+    #[arg(long, default_value_t = 2)]
     block: usize,
     /// Measured Enters on an empty line per path (time to the next prompt).
     #[arg(long, default_value_t = 200)]
@@ -689,12 +690,14 @@ fn client_leg(n: usize) -> Result<(Vec<f64>, Vec<f64>)> {
     // End of input ends both echoes.
     let _ = tcp.shutdown(std::net::Shutdown::Write);
     drop(to_echo);
-    for echo in [&mut tcp_echo, &mut pipe_echo] {
-        if !echo.wait()?.success() {
+    let ended = [tcp_echo.wait(), pipe_echo.wait()];
+    let measured = measured?;
+    for status in ended {
+        if !status?.success() {
             bail!("an echo process failed");
         }
     }
-    measured
+    Ok(measured)
 }
 
 /// Copies bytes from `r` to `w` one read at a time until `r` ends.
