@@ -637,7 +637,7 @@ async fn echo(term: &mut Term, n: usize, out: &mut Vec<f64>) -> Result<()> {
                 );
             }
         }
-        out.push(t0.elapsed().as_secs_f64() * 1000.0);
+        out.push(ms_since(t0));
     }
     Ok(())
 }
@@ -657,7 +657,7 @@ fn client_leg(n: usize) -> Result<(Vec<f64>, Vec<f64>)> {
         let t0 = Instant::now();
         w.write_all(&b)?;
         r.read_exact(&mut b)?;
-        Ok(t0.elapsed().as_secs_f64() * 1000.0)
+        Ok(ms_since(t0))
     }
     let me = std::env::current_exe()?;
     let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
@@ -665,7 +665,7 @@ fn client_leg(n: usize) -> Result<(Vec<f64>, Vec<f64>)> {
         .args(["leg-echo", "--connect", &listener.local_addr()?.to_string()])
         .spawn()
         .context("starting the TCP echo")?;
-    let (tcp, _) = listener.accept()?;
+    let tcp = accept_from(&listener, &mut tcp_echo)?;
     tcp.set_nodelay(true)?;
     let mut pipe_echo = std::process::Command::new(&me)
         .arg("leg-echo")
@@ -700,6 +700,34 @@ fn client_leg(n: usize) -> Result<(Vec<f64>, Vec<f64>)> {
     Ok(measured)
 }
 
+/// The connection `child` makes to `listener`; an error, not a hang, if
+/// the child exits first or does not connect within [`STEP_TIMEOUT`].
+fn accept_from(
+    listener: &std::net::TcpListener,
+    child: &mut std::process::Child,
+) -> Result<std::net::TcpStream> {
+    listener.set_nonblocking(true)?;
+    let until = Instant::now() + STEP_TIMEOUT;
+    loop {
+        match listener.accept() {
+            Ok((s, _)) => {
+                s.set_nonblocking(false)?;
+                return Ok(s);
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            Err(e) => return Err(e.into()),
+        }
+        if let Some(status) = child.try_wait()? {
+            bail!("the TCP echo exited before connecting ({status})");
+        }
+        if Instant::now() >= until {
+            let _ = child.kill();
+            bail!("the TCP echo did not connect within {STEP_TIMEOUT:?}");
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
 /// Copies bytes from `r` to `w` one read at a time until `r` ends.
 fn echo_back(mut r: impl std::io::Read, mut w: impl std::io::Write) -> std::io::Result<()> {
     let mut b = [0u8; 64];
@@ -731,7 +759,7 @@ async fn enter(term: &mut Term, prompt: &[u8], n: usize, out: &mut Vec<f64>) -> 
                 .map_err(|_| anyhow!("{name}: no prompt after Enter; got {got:?}"))??;
             got.extend_from_slice(chunk);
         }
-        out.push(t0.elapsed().as_secs_f64() * 1000.0);
+        out.push(ms_since(t0));
     }
     Ok(())
 }
@@ -821,6 +849,10 @@ async fn bulk(term: &mut Term, file: &Path, cpu: &Cpu) -> Result<Bulk> {
         cpu_server_s: server,
         cpu_client_s: client,
     })
+}
+
+fn ms_since(t0: Instant) -> f64 {
+    t0.elapsed().as_secs_f64() * 1000.0
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
