@@ -21,7 +21,7 @@ pub static SPECS: &[Spec] = &[
         env: "SOVEREIGN_DATABASE_URL",
         flag: Some("--database-url"),
         default: "",
-        help: "`sqlite://PATH` or `postgres://USER:PASS@HOST/DB`. Empty: SQLite at `DATA_DIR/sovereign.db`.",
+        help: "`sqlite://PATH` or `postgres://USER:PASS@HOST/DB`. Empty: SQLite at `DATA_DIR/sovereign.db`. On SQLite, terminal recordings are files in `PATH-recordings/` beside the database (back up both); on PostgreSQL they are in the database.",
     },
     Spec {
         key: "grpc.listen",

@@ -164,7 +164,13 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             "  (This binary has no dashboard built in: run `npm --prefix web ci && npm --prefix web run build`, then rebuild.)"
         );
     }
-    tracing::info!(api = %api_addr, grpc = %grpc_addr, database = ?store.backend(), "Control plane started.");
+    tracing::info!(
+        api = %api_addr,
+        grpc = %grpc_addr,
+        database = ?store.backend(),
+        recordings = %store.recordings_dir().map_or("in the database".into(), |d| d.display().to_string()),
+        "Control plane started."
+    );
 
     wait_for_signal().await;
     tracing::info!("Shutting down: no new connections; draining sessions.");

@@ -7,6 +7,7 @@ mod audit;
 mod exec;
 mod identity;
 mod metrics;
+mod recording_files;
 mod terminal;
 mod tokens;
 
@@ -33,6 +34,11 @@ pub enum StoreError {
     NotFound(&'static str),
     #[error("{0}")]
     Conflict(String),
+    #[error("cannot use the recording file {}: {source}", path.display())]
+    RecordingFile {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,6 +51,8 @@ pub enum Backend {
 pub struct Store {
     pool: AnyPool,
     backend: Backend,
+    /// SQLite on a file: terminal recordings go to files beside it.
+    recordings: Option<std::sync::Arc<recording_files::RecordingFiles>>,
 }
 
 impl Store {
@@ -84,9 +92,43 @@ impl Store {
                     .await?
             }
         };
-        let store = Self { pool, backend };
+        let recordings = match backend {
+            Backend::Sqlite => {
+                // SQLite knows where its file is; an in-memory database has none.
+                let (file,): (String,) =
+                    sqlx::query_as("SELECT file FROM pragma_database_list WHERE name = 'main'")
+                        .fetch_one(&pool)
+                        .await?;
+                (!file.is_empty()).then(|| {
+                    std::sync::Arc::new(recording_files::RecordingFiles::beside(
+                        std::path::Path::new(&file),
+                    ))
+                })
+            }
+            Backend::Postgres => None,
+        };
+        let store = Self {
+            pool,
+            backend,
+            recordings,
+        };
         store.migrate().await?;
         Ok(store)
+    }
+
+    /// Keeps terminal recordings in the database on SQLite too, as versions
+    /// before recording files did: what the recording bench compares with.
+    #[doc(hidden)]
+    pub fn with_recordings_in_database(mut self) -> Self {
+        self.recordings = None;
+        self
+    }
+
+    /// Where terminal recordings are kept outside the database, if they are.
+    pub fn recordings_dir(&self) -> Option<&std::path::Path> {
+        self.recordings
+            .as_deref()
+            .map(recording_files::RecordingFiles::dir)
     }
 
     async fn migrate(&self) -> Result<(), StoreError> {

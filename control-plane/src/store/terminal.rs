@@ -1,4 +1,7 @@
-//! Terminal sessions and their recordings.
+//! Terminal sessions and their recordings. Recording parts go to files
+//! beside a SQLite database ([`super::recording_files`]) and into
+//! `terminal_recordings` on PostgreSQL; parts stored in the table by earlier
+//! versions still play back, before any in a file.
 
 use super::{Store, StoreError, i64_of, u64_of};
 use crate::fleet::AgentId;
@@ -8,7 +11,8 @@ use crate::fleet::AgentId;
 pub struct RecordingState {
     pub started_at_ms: i64,
     pub recorded_upto: u64,
-    pub next_part: i64,
+    /// Whether any part is stored (the first begins with the header).
+    pub has_parts: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -127,49 +131,74 @@ impl Store {
     }
 
     pub async fn recording_state(&self, id: &str) -> Result<RecordingState, StoreError> {
-        let (started, recorded): (i64, i64) = sqlx::query_as(
-            "SELECT started_at, recorded_bytes FROM terminal_sessions WHERE id = $1",
+        let (started, recorded, file_bytes): (i64, i64, i64) = sqlx::query_as(
+            "SELECT started_at, recorded_bytes, recording_file_bytes FROM terminal_sessions WHERE id = $1",
         )
         .bind(id)
         .fetch_optional(&self.pool)
         .await?
         .ok_or(StoreError::NotFound("terminal session"))?;
-        let (parts,): (i64,) =
-            sqlx::query_as("SELECT COUNT(*) FROM terminal_recordings WHERE session_id = $1")
+        let in_table: Option<(i64,)> =
+            sqlx::query_as("SELECT part FROM terminal_recordings WHERE session_id = $1 LIMIT 1")
                 .bind(id)
-                .fetch_one(&self.pool)
+                .fetch_optional(&self.pool)
                 .await?;
         Ok(RecordingState {
             started_at_ms: started,
             recorded_upto: u64_of(recorded),
-            next_part: parts,
+            has_parts: file_bytes > 0 || in_table.is_some(),
         })
     }
 
-    /// Appends a recording part and moves the recorded offset, in one transaction.
+    /// Appends a recording part and moves the recorded offset: the part is
+    /// stored before the offset moves, and both or neither count.
     pub async fn append_recording(
         &self,
         id: &str,
-        part: i64,
-        data: &[u8],
+        data: Vec<u8>,
         recorded_upto: u64,
     ) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
-        sqlx::query("INSERT INTO terminal_recordings (session_id, part, data) VALUES ($1, $2, $3)")
+        if let Some(files) = &self.recordings {
+            let _one_at_a_time = files.lock().await;
+            let (committed,): (i64,) =
+                sqlx::query_as("SELECT recording_file_bytes FROM terminal_sessions WHERE id = $1")
+                    .bind(id)
+                    .fetch_optional(&self.pool)
+                    .await?
+                    .ok_or(StoreError::NotFound("terminal session"))?;
+            let committed = files.write(id, u64_of(committed), data).await?;
+            sqlx::query(
+                "UPDATE terminal_sessions SET recorded_bytes = $1, recording_file_bytes = $2 WHERE id = $3",
+            )
+            .bind(i64_of(recorded_upto))
+            .bind(i64_of(committed))
             .bind(id)
-            .bind(part)
-            .bind(data)
-            .execute(&mut *tx)
+            .execute(&self.pool)
             .await?;
-        sqlx::query("UPDATE terminal_sessions SET recorded_bytes = $1 WHERE id = $2")
+            return Ok(());
+        }
+        let mut tx = self.pool.begin().await?;
+        let moved = sqlx::query("UPDATE terminal_sessions SET recorded_bytes = $1 WHERE id = $2")
             .bind(i64_of(recorded_upto))
             .bind(id)
             .execute(&mut *tx)
             .await?;
+        if moved.rows_affected() == 0 {
+            return Err(StoreError::NotFound("terminal session"));
+        }
+        sqlx::query(
+            "INSERT INTO terminal_recordings (session_id, part, data) \
+             SELECT $1, COALESCE(MAX(part) + 1, 0), $2 FROM terminal_recordings WHERE session_id = $1",
+        )
+        .bind(id)
+        .bind(data)
+        .execute(&mut *tx)
+        .await?;
         tx.commit().await?;
         Ok(())
     }
 
+    /// A session's stored parts, in order.
     pub async fn recording_parts(&self, id: &str) -> Result<Vec<Vec<u8>>, StoreError> {
         let rows: Vec<(Vec<u8>,)> = sqlx::query_as(
             "SELECT data FROM terminal_recordings WHERE session_id = $1 ORDER BY part",
@@ -177,6 +206,17 @@ impl Store {
         .bind(id)
         .fetch_all(&self.pool)
         .await?;
-        Ok(rows.into_iter().map(|r| r.0).collect())
+        let mut parts: Vec<Vec<u8>> = rows.into_iter().map(|r| r.0).collect();
+        if let Some(files) = &self.recordings {
+            let committed: Option<(i64,)> =
+                sqlx::query_as("SELECT recording_file_bytes FROM terminal_sessions WHERE id = $1")
+                    .bind(id)
+                    .fetch_optional(&self.pool)
+                    .await?;
+            if let Some((committed,)) = committed {
+                parts.extend(files.read(id, u64_of(committed)).await?);
+            }
+        }
+        Ok(parts)
     }
 }

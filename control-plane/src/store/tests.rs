@@ -4,7 +4,7 @@
 use std::future::Future;
 use std::time::Duration;
 
-use super::Store;
+use super::{Store, StoreError};
 use crate::enroll::{EnrollError, NewToken, RedeemError, TokenSecret};
 use crate::fleet::{AgentId, HostFacts};
 use crate::labels::Labels;
@@ -451,4 +451,179 @@ async fn metrics_are_deduplicated_and_rolled_up() {
         }
     })
     .await;
+}
+
+/// A part like the recorder's: distinct bytes, starting as a zstd frame does.
+fn recording_part(n: u8, len: usize) -> Vec<u8> {
+    let mut part = vec![0x28, 0xb5, 0x2f, 0xfd];
+    part.extend(std::iter::repeat_n(n, len));
+    part
+}
+
+async fn parts_in_table(store: &Store, session: &str) -> i64 {
+    let (n,): (i64,) =
+        sqlx::query_as("SELECT COUNT(*) FROM terminal_recordings WHERE session_id = $1")
+            .bind(session)
+            .fetch_one(&store.pool)
+            .await
+            .unwrap();
+    n
+}
+
+#[tokio::test]
+async fn recording_parts_come_back_in_order_from_files_on_sqlite_and_rows_on_postgres() {
+    on_both(|store| async move {
+        let agent = AgentId::new();
+        store
+            .open_terminal_session("rec-1", &agent, "admin", 1_000, 80, 24)
+            .await
+            .unwrap();
+        let state = store.recording_state("rec-1").await.unwrap();
+        assert!(!state.has_parts && state.recorded_upto == 0);
+        assert!(store.recording_parts("rec-1").await.unwrap().is_empty());
+
+        let parts: Vec<Vec<u8>> = (1..=3)
+            .map(|n| recording_part(n, 1000 * n as usize))
+            .collect();
+        for (i, part) in parts.iter().enumerate() {
+            store
+                .append_recording("rec-1", part.clone(), 100 * (i as u64 + 1))
+                .await
+                .unwrap();
+        }
+        assert_eq!(store.recording_parts("rec-1").await.unwrap(), parts);
+        let state = store.recording_state("rec-1").await.unwrap();
+        assert!(state.has_parts);
+        assert_eq!(state.recorded_upto, 300);
+
+        // A part for a session that does not exist is refused and kept nowhere.
+        let refused = store
+            .append_recording("nobody", recording_part(9, 10), 10)
+            .await;
+        assert!(
+            matches!(refused, Err(StoreError::NotFound(_))),
+            "{refused:?}"
+        );
+        assert!(store.recording_parts("nobody").await.unwrap().is_empty());
+
+        match store.backend() {
+            super::Backend::Sqlite => {
+                // Each byte once, in a file beside the database; none in the table.
+                assert_eq!(parts_in_table(&store, "rec-1").await, 0);
+                let dir = store.recordings_dir().expect("a recordings directory");
+                let file = dir.join("rec-1.rec");
+                let on_disk: usize = parts.iter().map(|p| p.len() + 4).sum();
+                assert_eq!(std::fs::metadata(&file).unwrap().len(), on_disk as u64);
+                assert!(!dir.join("nobody.rec").exists());
+                #[cfg(unix)]
+                {
+                    use std::os::unix::fs::PermissionsExt;
+                    let mode = |p: &std::path::Path| {
+                        std::fs::metadata(p).unwrap().permissions().mode() & 0o777
+                    };
+                    assert_eq!(mode(dir), 0o700);
+                    assert_eq!(mode(&file), 0o600);
+                }
+            }
+            super::Backend::Postgres => {
+                assert!(store.recordings_dir().is_none());
+                assert_eq!(parts_in_table(&store, "rec-1").await, 3);
+            }
+        }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_recording_file_survives_a_crash_mid_append_and_a_lost_tail() {
+    let (_dir, store) = temp_sqlite().await;
+    store
+        .open_terminal_session("rec-2", &AgentId::new(), "admin", 1_000, 80, 24)
+        .await
+        .unwrap();
+    let p = |n: u8| recording_part(n, 5000);
+    for n in 1..=2 {
+        store
+            .append_recording("rec-2", p(n), u64::from(n))
+            .await
+            .unwrap();
+    }
+    let file = store.recordings_dir().unwrap().join("rec-2.rec");
+    let committed = std::fs::metadata(&file).unwrap().len();
+
+    // A crash after writing a part but before the row moved: the tail is
+    // never read, and the next part replaces it.
+    let mut torn = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&file)
+        .unwrap();
+    std::io::Write::write_all(&mut torn, &[0xff; 3000]).unwrap();
+    assert_eq!(
+        store.recording_parts("rec-2").await.unwrap(),
+        vec![p(1), p(2)]
+    );
+    store.append_recording("rec-2", p(3), 3).await.unwrap();
+    assert_eq!(
+        store.recording_parts("rec-2").await.unwrap(),
+        vec![p(1), p(2), p(3)]
+    );
+    assert_eq!(
+        std::fs::metadata(&file).unwrap().len(),
+        committed + 5008,
+        "the torn tail is gone"
+    );
+
+    // Power lost before the kernel wrote the last part out: the file ends
+    // inside it. The whole parts still play, and recording continues after them.
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&file)
+        .unwrap()
+        .set_len(committed + 100)
+        .unwrap();
+    assert_eq!(
+        store.recording_parts("rec-2").await.unwrap(),
+        vec![p(1), p(2)]
+    );
+    store.append_recording("rec-2", p(4), 4).await.unwrap();
+    assert_eq!(
+        store.recording_parts("rec-2").await.unwrap(),
+        vec![p(1), p(2), p(4)]
+    );
+
+    // A session id that could leave the directory is refused.
+    store
+        .open_terminal_session("../escape", &AgentId::new(), "admin", 1_000, 80, 24)
+        .await
+        .unwrap();
+    let refused = store.append_recording("../escape", p(5), 5).await;
+    assert!(
+        matches!(&refused, Err(StoreError::Conflict(m)) if m.contains("not a terminal session id")),
+        "{refused:?}"
+    );
+    assert!(!_dir.path().join("escape.rec").exists());
+}
+
+#[tokio::test]
+async fn parts_stored_in_the_table_by_earlier_versions_play_before_those_in_a_file() {
+    let (_dir, store) = temp_sqlite().await;
+    store
+        .open_terminal_session("rec-3", &AgentId::new(), "admin", 1_000, 80, 24)
+        .await
+        .unwrap();
+    sqlx::query("INSERT INTO terminal_recordings (session_id, part, data) VALUES ($1, 0, $2)")
+        .bind("rec-3")
+        .bind(recording_part(1, 10))
+        .execute(&store.pool)
+        .await
+        .unwrap();
+    assert!(store.recording_state("rec-3").await.unwrap().has_parts);
+    store
+        .append_recording("rec-3", recording_part(2, 10), 20)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.recording_parts("rec-3").await.unwrap(),
+        vec![recording_part(1, 10), recording_part(2, 10)]
+    );
 }

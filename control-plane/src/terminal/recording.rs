@@ -15,7 +15,8 @@
 //! Linux), fed through a bounded channel it drains every few milliseconds
 //! (never woken per chunk), so a busy terminal never waits for
 //! compression or the database and recording never takes the CPU from the
-//! sessions it records; a task stores what it produces. Records collect in
+//! sessions it records; a task stores what it produces through the store
+//! (files beside a SQLite database, rows in PostgreSQL). Records collect in
 //! a buffer; every 512 KiB, or 2 s, the buffer is compressed as one zstd
 //! frame (level 1 with a context reused for the whole session: about 4×
 //! cheaper than gzip's fastest level, and terminal text shrinks to a few
@@ -110,22 +111,20 @@ impl Recorder {
             .spawn(move || record(enc, rx, produced))
             .map_err(RecorderError::Start)?;
         let session_id = session_id.to_owned();
-        let mut next_part = state.next_part;
         tokio::spawn(async move {
             while let Some(p) = parts.recv().await {
                 match p {
                     Produced::Part {
                         data,
                         recorded_upto,
-                    } => match store
-                        .append_recording(&session_id, next_part, &data, recorded_upto)
-                        .await
-                    {
-                        Ok(()) => next_part += 1,
-                        Err(e) => {
-                            tracing::error!(session_id, error = %e, "Could not store a terminal recording part; it is lost.")
+                    } => {
+                        if let Err(e) = store
+                            .append_recording(&session_id, data, recorded_upto)
+                            .await
+                        {
+                            tracing::error!(session_id, error = %e, "Could not store a terminal recording part; it is lost.");
                         }
-                    },
+                    }
                     Produced::Flushed(done) => {
                         let _ = done.send(());
                     }
@@ -249,7 +248,7 @@ impl Encoder {
             stopped: state.recorded_upto >= cap,
             part_started: Instant::now(),
         };
-        if state.next_part == 0 {
+        if !state.has_parts {
             let header = serde_json::json!({
                 "version": 2,
                 "width": cols,
@@ -649,7 +648,7 @@ mod tests {
         let state = RecordingState {
             started_at_ms: 1_800_000_000_000,
             recorded_upto: 0,
-            next_part: 0,
+            has_parts: false,
         };
         let mut enc = Encoder::new("s5", &state, 80, 24, "web-1", 1 << 20).unwrap();
         let at = |ms: i64| (state.started_at_ms + ms) * 1000;

@@ -1,0 +1,204 @@
+//! Where a SQLite deployment keeps its terminal recordings: in files beside
+//! the database (`<database>-recordings/<session id>.rec`), not in it.
+//! SQLite writes a stored blob page by page twice, to its WAL and again at a
+//! checkpoint, and that cost a busy terminal about a tenth of its
+//! throughput (BENCHMARKS.md); a file takes each byte once. PostgreSQL
+//! deployments keep parts in the database, where every replica sees them.
+//!
+//! A file is a run of frames, each a part's length (`u32`, little-endian)
+//! and then the part. The session's row says how many bytes of the file are
+//! committed (`recording_file_bytes`), and it moves past a frame only after
+//! the frame is written. So a crash between the two leaves a tail that
+//! readers never look at and the next append cuts off. If the file is
+//! shorter than its row says (the machine lost power before the kernel
+//! wrote it out), reading stops at the last whole frame and the next append
+//! continues from there.
+
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+
+use super::StoreError;
+
+/// A part is a compressed frame of at most 16 MiB of records; a length
+/// beyond this is damage, not a part.
+const FRAME_MAX: u64 = 32 << 20;
+const LEN_BYTES: u64 = 4;
+
+#[derive(Debug)]
+pub(super) struct RecordingFiles {
+    dir: PathBuf,
+    /// One append at a time, so two recorders of a session (a re-attach
+    /// racing the old one's last flush) never write the same bytes.
+    appending: tokio::sync::Mutex<()>,
+}
+
+impl RecordingFiles {
+    pub(super) fn beside(database: &Path) -> Self {
+        let mut dir = database.as_os_str().to_owned();
+        dir.push("-recordings");
+        Self {
+            dir: PathBuf::from(dir),
+            appending: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    pub(super) fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The session's file. Session ids are UUIDs; anything that could leave
+    /// the directory is refused.
+    fn path(&self, session_id: &str) -> Result<PathBuf, StoreError> {
+        let safe = !session_id.is_empty()
+            && session_id.len() <= 64
+            && session_id
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        if !safe {
+            return Err(StoreError::Conflict(format!(
+                "{session_id:?} is not a terminal session id"
+            )));
+        }
+        Ok(self.dir.join(format!("{session_id}.rec")))
+    }
+
+    /// Serializes appends: hold the guard from reading the committed length
+    /// until the row has moved.
+    pub(super) async fn lock(&self) -> tokio::sync::MutexGuard<'_, ()> {
+        self.appending.lock().await
+    }
+
+    /// Writes `part` as the frame after the first `committed` bytes of the
+    /// session's file, dropping anything uncommitted after them; returns the
+    /// file's new committed length. Call with [`Self::lock`] held.
+    pub(super) async fn write(
+        &self,
+        session_id: &str,
+        committed: u64,
+        part: Vec<u8>,
+    ) -> Result<u64, StoreError> {
+        let path = self.path(session_id)?;
+        let dir = self.dir.clone();
+        blocking(path.clone(), move || {
+            if !dir.is_dir() {
+                crate::fsutil::create_private_dir(&dir)?;
+            }
+            write_frame(&path, committed, &part)
+        })
+        .await
+    }
+
+    /// The session's committed parts, in order.
+    pub(super) async fn read(
+        &self,
+        session_id: &str,
+        committed: u64,
+    ) -> Result<Vec<Vec<u8>>, StoreError> {
+        if committed == 0 {
+            return Ok(Vec::new());
+        }
+        let path = self.path(session_id)?;
+        blocking(path.clone(), move || read_frames(&path, committed)).await
+    }
+}
+
+async fn blocking<T: Send + 'static>(
+    path: PathBuf,
+    f: impl FnOnce() -> std::io::Result<T> + Send + 'static,
+) -> Result<T, StoreError> {
+    let shown = path.clone();
+    match tokio::task::spawn_blocking(f).await {
+        Ok(r) => r.map_err(|source| StoreError::RecordingFile {
+            path: shown,
+            source,
+        }),
+        Err(e) => Err(StoreError::RecordingFile {
+            path,
+            source: std::io::Error::other(e.to_string()),
+        }),
+    }
+}
+
+fn write_frame(path: &Path, committed: u64, part: &[u8]) -> std::io::Result<u64> {
+    let len = u32::try_from(part.len())
+        .ok()
+        .filter(|&n| u64::from(n) <= FRAME_MAX)
+        .ok_or_else(|| std::io::Error::other("a recording part is too big to store"))?;
+    let mut options = std::fs::OpenOptions::new();
+    options.read(true).write(true).create(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(path)?;
+    let on_disk = file.metadata()?.len();
+    let start = if on_disk >= committed {
+        committed
+    } else {
+        let whole = whole_frames(&mut file, on_disk)?;
+        tracing::warn!(
+            path = %path.display(),
+            committed,
+            on_disk,
+            kept = whole,
+            "A terminal recording file is shorter than the database says (was the machine cut off?); continuing after its last whole part."
+        );
+        whole
+    };
+    file.set_len(start)?;
+    file.seek(SeekFrom::Start(start))?;
+    let mut frame = Vec::with_capacity(part.len() + LEN_BYTES as usize);
+    frame.extend_from_slice(&len.to_le_bytes());
+    frame.extend_from_slice(part);
+    file.write_all(&frame)?;
+    Ok(start + frame.len() as u64)
+}
+
+/// Where the whole frames among the first `limit` bytes end.
+fn whole_frames(file: &mut std::fs::File, limit: u64) -> std::io::Result<u64> {
+    let mut at = 0u64;
+    loop {
+        let mut len = [0u8; LEN_BYTES as usize];
+        file.seek(SeekFrom::Start(at))?;
+        if at + LEN_BYTES > limit || file.read_exact(&mut len).is_err() {
+            return Ok(at);
+        }
+        let len = u64::from(u32::from_le_bytes(len));
+        let end = at + LEN_BYTES + len;
+        if len == 0 || len > FRAME_MAX || end > limit {
+            return Ok(at);
+        }
+        at = end;
+    }
+}
+
+fn read_frames(path: &Path, committed: u64) -> std::io::Result<Vec<Vec<u8>>> {
+    let file = match std::fs::File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            tracing::warn!(path = %path.display(), "A terminal recording file is missing; its parts are lost.");
+            return Ok(Vec::new());
+        }
+        Err(e) => return Err(e),
+    };
+    let mut bytes = Vec::new();
+    file.take(committed).read_to_end(&mut bytes)?;
+    let mut parts = Vec::new();
+    let mut rest = bytes.as_slice();
+    while let Some((len, tail)) = rest.split_first_chunk::<{ LEN_BYTES as usize }>() {
+        let len = u32::from_le_bytes(*len) as usize;
+        if len == 0 || len as u64 > FRAME_MAX || len > tail.len() {
+            break;
+        }
+        let (part, tail) = tail.split_at(len);
+        parts.push(part.to_vec());
+        rest = tail;
+    }
+    if !rest.is_empty() || (bytes.len() as u64) < committed {
+        tracing::warn!(
+            path = %path.display(),
+            committed,
+            whole_parts = parts.len(),
+            "A terminal recording file ends early or is damaged; playing back its whole parts."
+        );
+    }
+    Ok(parts)
+}
