@@ -143,7 +143,9 @@ fn write_frame(path: &Path, committed: u64, part: &[u8]) -> std::io::Result<u64>
         );
         whole
     };
-    file.set_len(start)?;
+    if on_disk != start {
+        file.set_len(start)?;
+    }
     file.seek(SeekFrom::Start(start))?;
     let mut frame = Vec::with_capacity(part.len() + LEN_BYTES as usize);
     frame.extend_from_slice(&len.to_le_bytes());
@@ -179,20 +181,28 @@ fn read_frames(path: &Path, committed: u64) -> std::io::Result<Vec<Vec<u8>>> {
         }
         Err(e) => return Err(e),
     };
-    let mut bytes = Vec::new();
-    file.take(committed).read_to_end(&mut bytes)?;
+    // Frame by frame, so a recording is in memory once, as its parts.
+    let mut file = std::io::BufReader::new(file).take(committed);
     let mut parts = Vec::new();
-    let mut rest = bytes.as_slice();
-    while let Some((len, tail)) = rest.split_first_chunk::<{ LEN_BYTES as usize }>() {
-        let len = u32::from_le_bytes(*len) as usize;
-        if len == 0 || len as u64 > FRAME_MAX || len > tail.len() {
+    loop {
+        let mut len = [0u8; LEN_BYTES as usize];
+        match file.read_exact(&mut len) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => break,
+            Err(e) => return Err(e),
+        }
+        let len = u64::from(u32::from_le_bytes(len));
+        if len == 0 || len > FRAME_MAX || len > file.limit() {
             break;
         }
-        let (part, tail) = tail.split_at(len);
-        parts.push(part.to_vec());
-        rest = tail;
+        let mut part = Vec::with_capacity(len as usize);
+        (&mut file).take(len).read_to_end(&mut part)?;
+        if part.len() as u64 != len {
+            break;
+        }
+        parts.push(part);
     }
-    if !rest.is_empty() || (bytes.len() as u64) < committed {
+    if file.limit() > 0 {
         tracing::warn!(
             path = %path.display(),
             committed,

@@ -591,6 +591,13 @@ async fn a_recording_file_survives_a_crash_mid_append_and_a_lost_tail() {
         vec![p(1), p(2), p(4)]
     );
 
+    // A file someone deleted: nothing to play, no error, and recording
+    // starts it again.
+    std::fs::remove_file(&file).unwrap();
+    assert!(store.recording_parts("rec-2").await.unwrap().is_empty());
+    store.append_recording("rec-2", p(6), 6).await.unwrap();
+    assert_eq!(store.recording_parts("rec-2").await.unwrap(), vec![p(6)]);
+
     // A session id that could leave the directory is refused.
     store
         .open_terminal_session("../escape", &AgentId::new(), "admin", 1_000, 80, 24)
