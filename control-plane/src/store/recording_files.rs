@@ -8,11 +8,12 @@
 //! A file is a run of frames, each a part's length (`u32`, little-endian)
 //! and then the part. The session's row says how many bytes of the file are
 //! committed (`recording_file_bytes`), and it moves past a frame only after
-//! the frame is written. So a crash between the two leaves a tail that
-//! readers never look at and the next append cuts off. If the file is
-//! shorter than its row says (the machine lost power before the kernel
-//! wrote it out), reading stops at the last whole frame and the next append
-//! continues from there.
+//! the frame is on disk (`fdatasync`, about half a millisecond for a part
+//! here, off the terminal's path). So a crash between the two leaves a tail
+//! that readers never look at and the next append cuts off. If the file is
+//! shorter than its row says anyway (restored from an older backup, say),
+//! reading stops at the last whole frame and the next append continues from
+//! there; if it is gone, recording starts it again, header first.
 
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
@@ -23,13 +24,16 @@ use super::StoreError;
 /// beyond this is damage, not a part.
 const FRAME_MAX: u64 = 32 << 20;
 const LEN_BYTES: u64 = 4;
+/// Appends to different sessions rarely wait on each other.
+const LOCK_SHARDS: usize = 64;
 
 #[derive(Debug)]
 pub(super) struct RecordingFiles {
     dir: PathBuf,
-    /// One append at a time, so two recorders of a session (a re-attach
-    /// racing the old one's last flush) never write the same bytes.
-    appending: tokio::sync::Mutex<()>,
+    /// One append at a time per session (by a hash of its id), so two
+    /// recorders of a session (a re-attach racing the old one's last flush)
+    /// never write over each other's frames.
+    appending: Vec<tokio::sync::Mutex<()>>,
 }
 
 impl RecordingFiles {
@@ -38,7 +42,9 @@ impl RecordingFiles {
         dir.push("-recordings");
         Self {
             dir: PathBuf::from(dir),
-            appending: tokio::sync::Mutex::new(()),
+            appending: (0..LOCK_SHARDS)
+                .map(|_| tokio::sync::Mutex::new(()))
+                .collect(),
         }
     }
 
@@ -62,10 +68,36 @@ impl RecordingFiles {
         Ok(self.dir.join(format!("{session_id}.rec")))
     }
 
-    /// Serializes appends: hold the guard from reading the committed length
-    /// until the row has moved.
-    pub(super) async fn lock(&self) -> tokio::sync::MutexGuard<'_, ()> {
-        self.appending.lock().await
+    /// Serializes a session's appends: hold the guard from reading the
+    /// committed length until the row has moved.
+    pub(super) async fn lock(&self, session_id: &str) -> tokio::sync::MutexGuard<'_, ()> {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        session_id.hash(&mut h);
+        let shard = usize::try_from(h.finish() % LOCK_SHARDS as u64).unwrap_or(0);
+        self.appending[shard].lock().await
+    }
+
+    /// Whether the first `committed` bytes of the session's file hold a
+    /// whole part (the first has the recording's header).
+    pub(super) async fn has_parts(
+        &self,
+        session_id: &str,
+        committed: u64,
+    ) -> Result<bool, StoreError> {
+        if committed == 0 {
+            return Ok(false);
+        }
+        let path = self.path(session_id)?;
+        blocking(path.clone(), move || match std::fs::File::open(&path) {
+            Ok(mut f) => {
+                let limit = committed.min(f.metadata()?.len());
+                Ok(whole_frames(&mut f, limit, 1)? > 0)
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(e),
+        })
+        .await
     }
 
     /// Writes `part` as the frame after the first `committed` bytes of the
@@ -128,18 +160,19 @@ fn write_frame(path: &Path, committed: u64, part: &[u8]) -> std::io::Result<u64>
     options.read(true).write(true).create(true);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let created = !path.exists();
     let mut file = options.open(path)?;
     let on_disk = file.metadata()?.len();
     let start = if on_disk >= committed {
         committed
     } else {
-        let whole = whole_frames(&mut file, on_disk)?;
+        let whole = whole_frames(&mut file, on_disk, usize::MAX)?;
         tracing::warn!(
             path = %path.display(),
             committed,
             on_disk,
             kept = whole,
-            "A terminal recording file is shorter than the database says (was the machine cut off?); continuing after its last whole part."
+            "A terminal recording file is shorter than the database says (deleted, or restored from an older copy?); continuing after its last whole part."
         );
         whole
     };
@@ -151,17 +184,29 @@ fn write_frame(path: &Path, committed: u64, part: &[u8]) -> std::io::Result<u64>
     frame.extend_from_slice(&len.to_le_bytes());
     frame.extend_from_slice(part);
     file.write_all(&frame)?;
+    // On disk before the row says so; a new file's name too.
+    file.sync_data()?;
+    #[cfg(unix)]
+    if created && let Some(dir) = path.parent() {
+        std::fs::File::open(dir)?.sync_all()?;
+    }
     Ok(start + frame.len() as u64)
 }
 
-/// Where the whole frames among the first `limit` bytes end.
-fn whole_frames(file: &mut std::fs::File, limit: u64) -> std::io::Result<u64> {
+/// Where the whole frames among the first `limit` bytes end, looking at
+/// no more than `max_frames` of them.
+fn whole_frames(file: &mut std::fs::File, limit: u64, max_frames: usize) -> std::io::Result<u64> {
     let mut at = 0u64;
-    loop {
+    for _ in 0..max_frames {
         let mut len = [0u8; LEN_BYTES as usize];
-        file.seek(SeekFrom::Start(at))?;
-        if at + LEN_BYTES > limit || file.read_exact(&mut len).is_err() {
+        if at + LEN_BYTES > limit {
             return Ok(at);
+        }
+        file.seek(SeekFrom::Start(at))?;
+        match file.read_exact(&mut len) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(at),
+            Err(e) => return Err(e),
         }
         let len = u64::from(u32::from_le_bytes(len));
         let end = at + LEN_BYTES + len;
@@ -170,6 +215,7 @@ fn whole_frames(file: &mut std::fs::File, limit: u64) -> std::io::Result<u64> {
         }
         at = end;
     }
+    Ok(at)
 }
 
 fn read_frames(path: &Path, committed: u64) -> std::io::Result<Vec<Vec<u8>>> {

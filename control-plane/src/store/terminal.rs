@@ -143,15 +143,20 @@ impl Store {
                 .bind(id)
                 .fetch_optional(&self.pool)
                 .await?;
+        let in_file = match &self.recordings {
+            Some(files) => files.has_parts(id, u64_of(file_bytes)).await?,
+            None => false,
+        };
         Ok(RecordingState {
             started_at_ms: started,
             recorded_upto: u64_of(recorded),
-            has_parts: file_bytes > 0 || in_table.is_some(),
+            has_parts: in_table.is_some() || in_file,
         })
     }
 
-    /// Appends a recording part and moves the recorded offset: the part is
-    /// stored before the offset moves, and both or neither count.
+    /// Appends a recording part and moves the recorded offset (never back:
+    /// a re-attached recorder may store after the old one's last part): the
+    /// part is stored before the offset moves, and both or neither count.
     pub async fn append_recording(
         &self,
         id: &str,
@@ -159,7 +164,7 @@ impl Store {
         recorded_upto: u64,
     ) -> Result<(), StoreError> {
         if let Some(files) = &self.recordings {
-            let _one_at_a_time = files.lock().await;
+            let _one_at_a_time = files.lock(id).await;
             let (committed,): (i64,) =
                 sqlx::query_as("SELECT recording_file_bytes FROM terminal_sessions WHERE id = $1")
                     .bind(id)
@@ -167,22 +172,28 @@ impl Store {
                     .await?
                     .ok_or(StoreError::NotFound("terminal session"))?;
             let committed = files.write(id, u64_of(committed), data).await?;
-            sqlx::query(
-                "UPDATE terminal_sessions SET recorded_bytes = $1, recording_file_bytes = $2 WHERE id = $3",
+            let moved = sqlx::query(
+                "UPDATE terminal_sessions SET recorded_bytes = CASE WHEN recorded_bytes > $1 THEN recorded_bytes ELSE $1 END, \
+                 recording_file_bytes = $2 WHERE id = $3",
             )
             .bind(i64_of(recorded_upto))
             .bind(i64_of(committed))
             .bind(id)
             .execute(&self.pool)
             .await?;
+            if moved.rows_affected() == 0 {
+                return Err(StoreError::NotFound("terminal session"));
+            }
             return Ok(());
         }
         let mut tx = self.pool.begin().await?;
-        let moved = sqlx::query("UPDATE terminal_sessions SET recorded_bytes = $1 WHERE id = $2")
-            .bind(i64_of(recorded_upto))
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
+        let moved = sqlx::query(
+            "UPDATE terminal_sessions SET recorded_bytes = CASE WHEN recorded_bytes > $1 THEN recorded_bytes ELSE $1 END WHERE id = $2",
+        )
+        .bind(i64_of(recorded_upto))
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
         if moved.rows_affected() == 0 {
             return Err(StoreError::NotFound("terminal session"));
         }

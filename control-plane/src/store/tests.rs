@@ -495,6 +495,20 @@ async fn recording_parts_come_back_in_order_from_files_on_sqlite_and_rows_on_pos
         let state = store.recording_state("rec-1").await.unwrap();
         assert!(state.has_parts);
         assert_eq!(state.recorded_upto, 300);
+        // A re-attached recorder that stores after the old one's last part
+        // does not move the recorded offset back.
+        let late = recording_part(4, 10);
+        store
+            .append_recording("rec-1", late.clone(), 250)
+            .await
+            .unwrap();
+        assert_eq!(
+            store.recording_state("rec-1").await.unwrap().recorded_upto,
+            300
+        );
+        let mut all = parts.clone();
+        all.push(late);
+        assert_eq!(store.recording_parts("rec-1").await.unwrap(), all);
 
         // A part for a session that does not exist is refused and kept nowhere.
         let refused = store
@@ -512,7 +526,7 @@ async fn recording_parts_come_back_in_order_from_files_on_sqlite_and_rows_on_pos
                 assert_eq!(parts_in_table(&store, "rec-1").await, 0);
                 let dir = store.recordings_dir().expect("a recordings directory");
                 let file = dir.join("rec-1.rec");
-                let on_disk: usize = parts.iter().map(|p| p.len() + 4).sum();
+                let on_disk: usize = all.iter().map(|p| p.len() + 4).sum();
                 assert_eq!(std::fs::metadata(&file).unwrap().len(), on_disk as u64);
                 assert!(!dir.join("nobody.rec").exists());
                 #[cfg(unix)]
@@ -527,7 +541,7 @@ async fn recording_parts_come_back_in_order_from_files_on_sqlite_and_rows_on_pos
             }
             super::Backend::Postgres => {
                 assert!(store.recordings_dir().is_none());
-                assert_eq!(parts_in_table(&store, "rec-1").await, 3);
+                assert_eq!(parts_in_table(&store, "rec-1").await, 4);
             }
         }
     })

@@ -619,6 +619,25 @@ mod tests {
         assert_eq!(text.lines().count(), 65);
     }
 
+    #[tokio::test]
+    async fn a_recording_whose_file_was_deleted_starts_again_with_its_header() {
+        let (_dir, store) = temp_sqlite().await;
+        let r = session_recorder(&store, "s6", 1 << 20).await;
+        r.output(0, Bytes::from_static(b"before")).await;
+        r.flush().await;
+        let file = store.recordings_dir().unwrap().join("s6.rec");
+        std::fs::remove_file(&file).unwrap();
+        let r = Recorder::open(store.clone(), "s6", 80, 24, "x", 1 << 20)
+            .await
+            .unwrap();
+        r.output(6, Bytes::from_static(b"after")).await;
+        r.flush().await;
+        let text = decode_recording(&store.recording_parts("s6").await.unwrap(), 1 << 20).unwrap();
+        let header: serde_json::Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
+        assert_eq!(header["version"], 2, "{text}");
+        assert!(text.contains("after") && !text.contains("before"), "{text}");
+    }
+
     #[test]
     fn parts_from_earlier_versions_decode_and_garbage_is_refused() {
         let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
