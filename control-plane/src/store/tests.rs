@@ -587,8 +587,8 @@ async fn a_recording_file_survives_a_crash_mid_append_and_a_lost_tail() {
         "the torn tail is gone"
     );
 
-    // Power lost before the kernel wrote the last part out: the file ends
-    // inside it. The whole parts still play, and recording continues after them.
+    // A file that ends inside its last part (an older copy restored, say):
+    // the whole parts still play, and recording continues after them.
     std::fs::OpenOptions::new()
         .write(true)
         .open(&file)
