@@ -112,10 +112,7 @@ impl RecordingFiles {
         let path = self.path(session_id)?;
         let dir = self.dir.clone();
         blocking(path.clone(), move || {
-            if !dir.is_dir() {
-                crate::fsutil::create_private_dir(&dir)?;
-            }
-            write_frame(&path, committed, &part)
+            write_frame(&dir, &path, committed, &part)
         })
         .await
     }
@@ -151,7 +148,14 @@ async fn blocking<T: Send + 'static>(
     }
 }
 
-fn write_frame(path: &Path, committed: u64, part: &[u8]) -> std::io::Result<u64> {
+/// A frame's length from its header, if a whole frame of that length fits
+/// in the `room` bytes after the header.
+fn frame_len(header: [u8; LEN_BYTES as usize], room: u64) -> Option<u64> {
+    let len = u64::from(u32::from_le_bytes(header));
+    (len > 0 && len <= FRAME_MAX && len <= room).then_some(len)
+}
+
+fn write_frame(dir: &Path, path: &Path, committed: u64, part: &[u8]) -> std::io::Result<u64> {
     let len = u32::try_from(part.len())
         .ok()
         .filter(|&n| u64::from(n) <= FRAME_MAX)
@@ -160,9 +164,17 @@ fn write_frame(path: &Path, committed: u64, part: &[u8]) -> std::io::Result<u64>
     options.read(true).write(true).create(true);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let created = !path.exists();
-    let mut file = options.open(path)?;
+    // The directory is made with the first file, not looked for each time.
+    let (mut file, created) = match options.open(path) {
+        Ok(f) => (f, false),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            crate::fsutil::create_private_dir(dir)?;
+            (options.open(path)?, true)
+        }
+        Err(e) => return Err(e),
+    };
     let on_disk = file.metadata()?.len();
+    let created = created || on_disk == 0;
     let start = if on_disk >= committed {
         committed
     } else {
@@ -208,12 +220,10 @@ fn whole_frames(file: &mut std::fs::File, limit: u64, max_frames: usize) -> std:
             Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(at),
             Err(e) => return Err(e),
         }
-        let len = u64::from(u32::from_le_bytes(len));
-        let end = at + LEN_BYTES + len;
-        if len == 0 || len > FRAME_MAX || end > limit {
+        let Some(len) = frame_len(len, limit - at - LEN_BYTES) else {
             return Ok(at);
-        }
-        at = end;
+        };
+        at += LEN_BYTES + len;
     }
     Ok(at)
 }
@@ -237,10 +247,9 @@ fn read_frames(path: &Path, committed: u64) -> std::io::Result<Vec<Vec<u8>>> {
             Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => break,
             Err(e) => return Err(e),
         }
-        let len = u64::from(u32::from_le_bytes(len));
-        if len == 0 || len > FRAME_MAX || len > file.limit() {
+        let Some(len) = frame_len(len, file.limit()) else {
             break;
-        }
+        };
         let mut part = Vec::with_capacity(len as usize);
         (&mut file).take(len).read_to_end(&mut part)?;
         if part.len() as u64 != len {

@@ -165,13 +165,11 @@ impl Store {
     ) -> Result<(), StoreError> {
         if let Some(files) = &self.recordings {
             let _one_at_a_time = files.lock(id).await;
-            let (committed,): (i64,) =
-                sqlx::query_as("SELECT recording_file_bytes FROM terminal_sessions WHERE id = $1")
-                    .bind(id)
-                    .fetch_optional(&self.pool)
-                    .await?
-                    .ok_or(StoreError::NotFound("terminal session"))?;
-            let committed = files.write(id, u64_of(committed), data).await?;
+            let committed = self
+                .recording_file_bytes(id)
+                .await?
+                .ok_or(StoreError::NotFound("terminal session"))?;
+            let committed = files.write(id, committed, data).await?;
             let moved = sqlx::query(
                 "UPDATE terminal_sessions SET recorded_bytes = CASE WHEN recorded_bytes > $1 THEN recorded_bytes ELSE $1 END, \
                  recording_file_bytes = $2 WHERE id = $3",
@@ -218,16 +216,22 @@ impl Store {
         .fetch_all(&self.pool)
         .await?;
         let mut parts: Vec<Vec<u8>> = rows.into_iter().map(|r| r.0).collect();
-        if let Some(files) = &self.recordings {
-            let committed: Option<(i64,)> =
-                sqlx::query_as("SELECT recording_file_bytes FROM terminal_sessions WHERE id = $1")
-                    .bind(id)
-                    .fetch_optional(&self.pool)
-                    .await?;
-            if let Some((committed,)) = committed {
-                parts.extend(files.read(id, u64_of(committed)).await?);
-            }
+        if let Some(files) = &self.recordings
+            && let Some(committed) = self.recording_file_bytes(id).await?
+        {
+            parts.extend(files.read(id, committed).await?);
         }
         Ok(parts)
+    }
+
+    /// How many bytes of the session's recording file are committed; `None`
+    /// if there is no such session.
+    async fn recording_file_bytes(&self, id: &str) -> Result<Option<u64>, StoreError> {
+        let row: Option<(i64,)> =
+            sqlx::query_as("SELECT recording_file_bytes FROM terminal_sessions WHERE id = $1")
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(row.map(|(n,)| u64_of(n)))
     }
 }

@@ -562,6 +562,7 @@ async fn a_recording_file_survives_a_crash_mid_append_and_a_lost_tail() {
             .await
             .unwrap();
     }
+    let stored = || async { store.recording_parts("rec-2").await.unwrap() };
     let file = store.recordings_dir().unwrap().join("rec-2.rec");
     let committed = std::fs::metadata(&file).unwrap().len();
 
@@ -572,15 +573,9 @@ async fn a_recording_file_survives_a_crash_mid_append_and_a_lost_tail() {
         .open(&file)
         .unwrap();
     std::io::Write::write_all(&mut torn, &[0xff; 3000]).unwrap();
-    assert_eq!(
-        store.recording_parts("rec-2").await.unwrap(),
-        vec![p(1), p(2)]
-    );
+    assert_eq!(stored().await, vec![p(1), p(2)]);
     store.append_recording("rec-2", p(3), 3).await.unwrap();
-    assert_eq!(
-        store.recording_parts("rec-2").await.unwrap(),
-        vec![p(1), p(2), p(3)]
-    );
+    assert_eq!(stored().await, vec![p(1), p(2), p(3)]);
     assert_eq!(
         std::fs::metadata(&file).unwrap().len(),
         committed + 5008,
@@ -595,22 +590,16 @@ async fn a_recording_file_survives_a_crash_mid_append_and_a_lost_tail() {
         .unwrap()
         .set_len(committed + 100)
         .unwrap();
-    assert_eq!(
-        store.recording_parts("rec-2").await.unwrap(),
-        vec![p(1), p(2)]
-    );
+    assert_eq!(stored().await, vec![p(1), p(2)]);
     store.append_recording("rec-2", p(4), 4).await.unwrap();
-    assert_eq!(
-        store.recording_parts("rec-2").await.unwrap(),
-        vec![p(1), p(2), p(4)]
-    );
+    assert_eq!(stored().await, vec![p(1), p(2), p(4)]);
 
     // A file someone deleted: nothing to play, no error, and recording
     // starts it again.
     std::fs::remove_file(&file).unwrap();
-    assert!(store.recording_parts("rec-2").await.unwrap().is_empty());
+    assert!(stored().await.is_empty());
     store.append_recording("rec-2", p(6), 6).await.unwrap();
-    assert_eq!(store.recording_parts("rec-2").await.unwrap(), vec![p(6)]);
+    assert_eq!(stored().await, vec![p(6)]);
 
     // A session id that could leave the directory is refused.
     store
