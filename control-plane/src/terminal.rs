@@ -12,6 +12,7 @@ mod recording;
 pub use recording::{Recorder, decode_recording};
 
 use std::collections::HashMap;
+use std::sync::{Arc, PoisonError};
 use std::time::{Duration, Instant};
 
 use futures::stream::BoxStream;
@@ -107,12 +108,50 @@ enum Cmd {
 #[derive(Clone)]
 pub struct Relay {
     tx: mpsc::Sender<Cmd>,
+    turns: Turns,
+}
+
+/// One lock per session some relay in this process records.
+type Turns = Arc<std::sync::Mutex<HashMap<(AgentId, String), Arc<tokio::sync::Mutex<()>>>>>;
+
+/// A relay's turn to record a session: taken before its recorder opens,
+/// given up once everything it recorded is stored, so the next viewer's
+/// recorder reads where the stored recording ends (a recorder opened while
+/// the last one still held parts would record their output again).
+pub struct RecordingTurn {
+    key: (AgentId, String),
+    turns: Turns,
+    guard: Option<tokio::sync::OwnedMutexGuard<()>>,
+}
+
+impl RecordingTurn {
+    /// False when the wait for the previous recorder ran out.
+    pub fn is_held(&self) -> bool {
+        self.guard.is_some()
+    }
+}
+
+impl Drop for RecordingTurn {
+    fn drop(&mut self) {
+        drop(self.guard.take());
+        let mut turns = self.turns.lock().unwrap_or_else(PoisonError::into_inner);
+        // Nobody holds or waits for the lock but the map: forget it.
+        if turns
+            .get(&self.key)
+            .is_some_and(|lock| Arc::strong_count(lock) == 1)
+        {
+            turns.remove(&self.key);
+        }
+    }
 }
 
 pub fn spawn_relay(tracker: &TaskTracker, stop: CancellationToken) -> Relay {
     let (tx, rx) = mpsc::channel(1024);
     tracker.spawn(run(rx, stop));
-    Relay { tx }
+    Relay {
+        tx,
+        turns: Turns::default(),
+    }
 }
 
 async fn run(mut rx: mpsc::Receiver<Cmd>, stop: CancellationToken) {
@@ -246,6 +285,31 @@ impl Relay {
         }
     }
 
+    /// Waits (up to `timeout`) until no other relay here records the
+    /// session, then takes the turn; after `timeout` it goes ahead without
+    /// it (see [`RecordingTurn::is_held`]).
+    pub async fn recording_turn(
+        &self,
+        agent: &AgentId,
+        session_id: &str,
+        timeout: Duration,
+    ) -> RecordingTurn {
+        let key = (agent.clone(), session_id.to_owned());
+        let lock = self
+            .turns
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .entry(key.clone())
+            .or_default()
+            .clone();
+        let guard = tokio::time::timeout(timeout, lock.lock_owned()).await.ok();
+        RecordingTurn {
+            key,
+            turns: self.turns.clone(),
+            guard,
+        }
+    }
+
     pub async fn set_attached(&self, agent: &AgentId, session_id: &str, on: bool) {
         let _ = self
             .tx
@@ -341,5 +405,43 @@ mod tests {
             }
         );
         assert_eq!(clamp_size(0, 100_000), (1, 1000));
+    }
+
+    #[tokio::test]
+    async fn one_relay_at_a_time_records_a_session() {
+        let relay = spawn_relay(&TaskTracker::new(), CancellationToken::new());
+        let agent = AgentId::new();
+        let wait = Duration::from_millis(500);
+        let first = relay.recording_turn(&agent, "s1", wait).await;
+        assert!(first.is_held());
+        // Another session does not wait.
+        let other = relay.recording_turn(&agent, "s2", wait).await;
+        assert!(other.is_held());
+
+        let second = {
+            let relay = relay.clone();
+            let agent = agent.clone();
+            tokio::spawn(async move { relay.recording_turn(&agent, "s1", wait).await })
+        };
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert!(!second.is_finished(), "the second recorder did not wait");
+        drop(first);
+        let second = second.await.unwrap();
+        assert!(second.is_held());
+
+        // A recorder that never finishes holds the next one up only so long.
+        let started = std::time::Instant::now();
+        let third = relay.recording_turn(&agent, "s1", wait).await;
+        assert!(!third.is_held());
+        assert!(
+            started.elapsed() >= wait,
+            "gave up before the wait was over"
+        );
+
+        drop((second, third, other));
+        assert!(
+            relay.turns.lock().unwrap().is_empty(),
+            "a finished turn was kept"
+        );
     }
 }

@@ -21,6 +21,9 @@ use crate::fleet::{AgentId, Push};
 use crate::terminal::{FromAgent, MAX_INPUT_FRAME, Recorder, Ticket, ToAgent, clamp_size};
 
 const AGENT_OPEN_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a re-attaching viewer's recorder waits for the last viewer's
+/// to store what it has.
+const RECORDING_TURN_WAIT: Duration = Duration::from_secs(5);
 /// A detached session is listed for resuming this long (the agent reaps it after its idle time).
 const RESUMABLE_MS: i64 = 6 * 60 * 1000;
 
@@ -225,6 +228,15 @@ async fn relay(s: SharedState, principal: Principal, agent: AgentId, mut socket:
         .flatten()
         .map(|a| a.facts.hostname)
         .unwrap_or_default();
+    // A viewer re-attaching while its predecessor's recorder still stores
+    // the last output would otherwise record that output twice.
+    let turn = s
+        .terminals
+        .recording_turn(&agent, &session_id, RECORDING_TURN_WAIT)
+        .await;
+    if !turn.is_held() {
+        tracing::warn!(agent_id = %agent, session_id = %session_id, "The last viewer's recorder of this terminal did not finish in time; the recording may repeat some output.");
+    }
     let recorder = match Recorder::open(
         s.store.clone(),
         &session_id,
@@ -249,6 +261,9 @@ async fn relay(s: SharedState, principal: Principal, agent: AgentId, mut socket:
         .map_or(offset, |r| r.recorded_upto().min(offset));
     let _ = link.to_agent.send(ToAgent::ReplayFrom(from)).await;
     if !send_json(&mut socket, json!({ "type": "attached", "session_id": session_id, "resumed": resumed, "output_offset": output_offset, "replay_from": replay_from })).await {
+        if let Some(r) = recorder.as_ref() {
+            r.flush().await;
+        }
         return;
     }
     s.terminals.set_attached(&agent, &session_id, true).await;
@@ -319,6 +334,7 @@ async fn relay(s: SharedState, principal: Principal, agent: AgentId, mut socket:
     if let Some(r) = recorder.as_ref() {
         r.flush().await;
     }
+    drop(turn);
     s.terminals.set_attached(&agent, &session_id, false).await;
     let now = now_ms();
     let _ = s.store.touch_terminal_session(&session_id, now).await;

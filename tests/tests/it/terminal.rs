@@ -208,6 +208,17 @@ async fn terminal_round_trip_resize_and_reattach(backend: Backend) {
         "{sessions}"
     );
 
+    // A second viewer takes the session over while the first is attached
+    // and its recorder still holds the latest output unstored: the
+    // recording gets that output once, not again from the new recorder.
+    v.type_in(&format!("echo takeover-$((4+1))-{tag}\r")).await;
+    v.until(&format!("takeover-5-{tag}\r\n")).await;
+    let (offset, text) = (v.offset, v.text.clone());
+    let (mut v, attached) = attach(&cp, &cookie, &csrf, &id, Some(&session), offset, text).await;
+    assert_eq!(attached["resumed"], true, "{attached}");
+    v.type_in(&format!("echo second-$((5+1))-{tag}\r")).await;
+    v.until(&format!("second-6-{tag}\r\n")).await;
+
     // Exit: the session closes and its recording plays in asciinema.
     v.type_in("exit\r").await;
     let closed = loop {
@@ -236,6 +247,13 @@ async fn terminal_round_trip_resize_and_reattach(backend: Backend) {
     let cast = cp.get_text(&format!("/api/v1/recordings/{session}")).await;
     let header: Value = serde_json::from_str(cast.lines().next().unwrap()).unwrap();
     assert_eq!(header["version"], 2);
+    for marker in ["hello-2", "while-down-3", "takeover-5", "second-6"] {
+        assert_eq!(
+            cast.matches(&format!("{marker}-{tag}")).count(),
+            1,
+            "the recording must have {marker} exactly once:\n{cast}"
+        );
+    }
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("session.cast");
     std::fs::write(&file, &cast).unwrap();
