@@ -8,8 +8,8 @@
 //! A file is a run of frames, each a part's length (`u32`, little-endian)
 //! and then the part. The session's row says how many bytes of the file are
 //! committed (`recording_file_bytes`), and it moves past a frame only after
-//! the frame is on disk (`fdatasync`, about half a millisecond for a part
-//! here, off the terminal's path). So a crash between the two leaves a tail
+//! the frame is on disk (`fdatasync`, off the terminal's path, once for all
+//! the parts an append brings). So a crash between the two leaves a tail
 //! that readers never look at and the next append cuts off. If the file is
 //! shorter than its row says anyway (restored from an older backup, say),
 //! reading stops at the last whole frame and the next append continues from
@@ -100,19 +100,20 @@ impl RecordingFiles {
         .await
     }
 
-    /// Writes `part` as the frame after the first `committed` bytes of the
-    /// session's file, dropping anything uncommitted after them; returns the
-    /// file's new committed length. Call with [`Self::lock`] held.
+    /// Writes `parts` as the frames after the first `committed` bytes of the
+    /// session's file, dropping anything uncommitted after them, and syncs
+    /// them once; returns the file's new committed length. Call with
+    /// [`Self::lock`] held.
     pub(super) async fn write(
         &self,
         session_id: &str,
         committed: u64,
-        part: Vec<u8>,
+        parts: Vec<Vec<u8>>,
     ) -> Result<u64, StoreError> {
         let path = self.path(session_id)?;
         let dir = self.dir.clone();
         blocking(path.clone(), move || {
-            write_frame(&dir, &path, committed, &part)
+            write_frames(&dir, &path, committed, &parts)
         })
         .await
     }
@@ -155,11 +156,23 @@ fn frame_len(header: [u8; LEN_BYTES as usize], room: u64) -> Option<u64> {
     (len > 0 && len <= FRAME_MAX && len <= room).then_some(len)
 }
 
-fn write_frame(dir: &Path, path: &Path, committed: u64, part: &[u8]) -> std::io::Result<u64> {
-    let len = u32::try_from(part.len())
-        .ok()
-        .filter(|&n| u64::from(n) <= FRAME_MAX)
-        .ok_or_else(|| std::io::Error::other("a recording part is too big to store"))?;
+fn write_frames(
+    dir: &Path,
+    path: &Path,
+    committed: u64,
+    parts: &[Vec<u8>],
+) -> std::io::Result<u64> {
+    let mut frames = Vec::with_capacity(parts.iter().map(|p| p.len() + LEN_BYTES as usize).sum());
+    for part in parts {
+        let len = u32::try_from(part.len())
+            .ok()
+            .filter(|&n| n > 0 && u64::from(n) <= FRAME_MAX)
+            .ok_or_else(|| {
+                std::io::Error::other("a recording part is empty or too big to store")
+            })?;
+        frames.extend_from_slice(&len.to_le_bytes());
+        frames.extend_from_slice(part);
+    }
     let mut options = std::fs::OpenOptions::new();
     options.read(true).write(true).create(true);
     #[cfg(unix)]
@@ -192,17 +205,16 @@ fn write_frame(dir: &Path, path: &Path, committed: u64, part: &[u8]) -> std::io:
         file.set_len(start)?;
     }
     file.seek(SeekFrom::Start(start))?;
-    let mut frame = Vec::with_capacity(part.len() + LEN_BYTES as usize);
-    frame.extend_from_slice(&len.to_le_bytes());
-    frame.extend_from_slice(part);
-    file.write_all(&frame)?;
-    // On disk before the row says so; a new file's name too.
+    file.write_all(&frames)?;
+    // On disk before the row says so; a new file's name too. One sync for
+    // all the parts: a sync takes milliseconds on some disks, and one per
+    // part held busy terminals back (BENCHMARKS.md).
     file.sync_data()?;
     #[cfg(unix)]
     if created && let Some(dir) = path.parent() {
         std::fs::File::open(dir)?.sync_all()?;
     }
-    Ok(start + frame.len() as u64)
+    Ok(start + frames.len() as u64)
 }
 
 /// Where the whole frames among the first `limit` bytes end, looking at

@@ -154,22 +154,27 @@ impl Store {
         })
     }
 
-    /// Appends a recording part and moves the recorded offset (never back:
-    /// a re-attached recorder may store after the old one's last part): the
-    /// part is stored before the offset moves, and both or neither count.
+    /// Appends recording parts, in order, and moves the recorded offset
+    /// (never back: a re-attached recorder may store after the old one's
+    /// last part): the parts are stored before the offset moves, and all of
+    /// them and the offset count, or none. Storing several at once is
+    /// cheaper than one by one (one sync, one transaction).
     pub async fn append_recording(
         &self,
         id: &str,
-        data: Vec<u8>,
+        parts: Vec<Vec<u8>>,
         recorded_upto: u64,
     ) -> Result<(), StoreError> {
+        if parts.is_empty() {
+            return Ok(());
+        }
         if let Some(files) = &self.recordings {
             let _one_at_a_time = files.lock(id).await;
             let committed = self
                 .recording_file_bytes(id)
                 .await?
                 .ok_or(StoreError::NotFound("terminal session"))?;
-            let committed = files.write(id, committed, data).await?;
+            let committed = files.write(id, committed, parts).await?;
             let moved = sqlx::query(
                 "UPDATE terminal_sessions SET recorded_bytes = CASE WHEN recorded_bytes > $1 THEN recorded_bytes ELSE $1 END, \
                  recording_file_bytes = $2 WHERE id = $3",
@@ -195,14 +200,16 @@ impl Store {
         if moved.rows_affected() == 0 {
             return Err(StoreError::NotFound("terminal session"));
         }
-        sqlx::query(
-            "INSERT INTO terminal_recordings (session_id, part, data) \
-             SELECT $1, COALESCE(MAX(part) + 1, 0), $2 FROM terminal_recordings WHERE session_id = $1",
-        )
-        .bind(id)
-        .bind(data)
-        .execute(&mut *tx)
-        .await?;
+        for data in parts {
+            sqlx::query(
+                "INSERT INTO terminal_recordings (session_id, part, data) \
+                 SELECT $1, COALESCE(MAX(part) + 1, 0), $2 FROM terminal_recordings WHERE session_id = $1",
+            )
+            .bind(id)
+            .bind(data)
+            .execute(&mut *tx)
+            .await?;
+        }
         tx.commit().await?;
         Ok(())
     }

@@ -487,7 +487,7 @@ async fn recording_parts_come_back_in_order_from_files_on_sqlite_and_rows_on_pos
             .collect();
         for (i, part) in parts.iter().enumerate() {
             store
-                .append_recording("rec-1", part.clone(), 100 * (i as u64 + 1))
+                .append_recording("rec-1", vec![part.clone()], 100 * (i as u64 + 1))
                 .await
                 .unwrap();
         }
@@ -499,7 +499,7 @@ async fn recording_parts_come_back_in_order_from_files_on_sqlite_and_rows_on_pos
         // does not move the recorded offset back.
         let late = recording_part(4, 10);
         store
-            .append_recording("rec-1", late.clone(), 250)
+            .append_recording("rec-1", vec![late.clone()], 250)
             .await
             .unwrap();
         assert_eq!(
@@ -510,9 +510,26 @@ async fn recording_parts_come_back_in_order_from_files_on_sqlite_and_rows_on_pos
         all.push(late);
         assert_eq!(store.recording_parts("rec-1").await.unwrap(), all);
 
+        // Parts that queued up are stored together, in order; none is a no-op.
+        let batch = vec![recording_part(5, 2000), recording_part(6, 10)];
+        store
+            .append_recording("rec-1", batch.clone(), 400)
+            .await
+            .unwrap();
+        store
+            .append_recording("rec-1", Vec::new(), 999)
+            .await
+            .unwrap();
+        all.extend(batch);
+        assert_eq!(store.recording_parts("rec-1").await.unwrap(), all);
+        assert_eq!(
+            store.recording_state("rec-1").await.unwrap().recorded_upto,
+            400
+        );
+
         // A part for a session that does not exist is refused and kept nowhere.
         let refused = store
-            .append_recording("nobody", recording_part(9, 10), 10)
+            .append_recording("nobody", vec![recording_part(9, 10)], 10)
             .await;
         assert!(
             matches!(refused, Err(StoreError::NotFound(_))),
@@ -541,7 +558,7 @@ async fn recording_parts_come_back_in_order_from_files_on_sqlite_and_rows_on_pos
             }
             super::Backend::Postgres => {
                 assert!(store.recordings_dir().is_none());
-                assert_eq!(parts_in_table(&store, "rec-1").await, 4);
+                assert_eq!(parts_in_table(&store, "rec-1").await, all.len() as i64);
             }
         }
     })
@@ -558,7 +575,7 @@ async fn a_recording_file_survives_a_crash_mid_append_and_a_lost_tail() {
     let p = |n: u8| recording_part(n, 5000);
     for n in 1..=2 {
         store
-            .append_recording("rec-2", p(n), u64::from(n))
+            .append_recording("rec-2", vec![p(n)], u64::from(n))
             .await
             .unwrap();
     }
@@ -574,7 +591,10 @@ async fn a_recording_file_survives_a_crash_mid_append_and_a_lost_tail() {
         .unwrap();
     std::io::Write::write_all(&mut torn, &[0xff; 3000]).unwrap();
     assert_eq!(stored().await, vec![p(1), p(2)]);
-    store.append_recording("rec-2", p(3), 3).await.unwrap();
+    store
+        .append_recording("rec-2", vec![p(3)], 3)
+        .await
+        .unwrap();
     assert_eq!(stored().await, vec![p(1), p(2), p(3)]);
     assert_eq!(
         std::fs::metadata(&file).unwrap().len(),
@@ -591,14 +611,20 @@ async fn a_recording_file_survives_a_crash_mid_append_and_a_lost_tail() {
         .set_len(committed + 100)
         .unwrap();
     assert_eq!(stored().await, vec![p(1), p(2)]);
-    store.append_recording("rec-2", p(4), 4).await.unwrap();
+    store
+        .append_recording("rec-2", vec![p(4)], 4)
+        .await
+        .unwrap();
     assert_eq!(stored().await, vec![p(1), p(2), p(4)]);
 
     // A file someone deleted: nothing to play, no error, and recording
     // starts it again.
     std::fs::remove_file(&file).unwrap();
     assert!(stored().await.is_empty());
-    store.append_recording("rec-2", p(6), 6).await.unwrap();
+    store
+        .append_recording("rec-2", vec![p(6)], 6)
+        .await
+        .unwrap();
     assert_eq!(stored().await, vec![p(6)]);
 
     // A session id that could leave the directory is refused.
@@ -606,7 +632,7 @@ async fn a_recording_file_survives_a_crash_mid_append_and_a_lost_tail() {
         .open_terminal_session("../escape", &AgentId::new(), "admin", 1_000, 80, 24)
         .await
         .unwrap();
-    let refused = store.append_recording("../escape", p(5), 5).await;
+    let refused = store.append_recording("../escape", vec![p(5)], 5).await;
     assert!(
         matches!(&refused, Err(StoreError::Conflict(m)) if m.contains("not a terminal session id")),
         "{refused:?}"
@@ -629,7 +655,7 @@ async fn parts_stored_in_the_table_by_earlier_versions_play_before_those_in_a_fi
         .unwrap();
     assert!(store.recording_state("rec-3").await.unwrap().has_parts);
     store
-        .append_recording("rec-3", recording_part(2, 10), 20)
+        .append_recording("rec-3", vec![recording_part(2, 10)], 20)
         .await
         .unwrap();
     assert_eq!(

@@ -20,8 +20,10 @@
 //! a buffer; every 512 KiB, or 2 s, the buffer is compressed as one zstd
 //! frame (level 1 with a context reused for the whole session: about 4×
 //! cheaper than gzip's fastest level, and terminal text shrinks to a few
-//! percent) and stored as the next part. So memory stays small, a crash
-//! loses at most the last seconds, and parts decode one after the other.
+//! percent) and stored as the next part; parts that queue up while earlier
+//! ones are being stored go in together (one sync for all of them). So
+//! memory stays small, a crash loses at most the last seconds, and parts
+//! decode one after the other.
 //! Parts stored by earlier versions (asciicast text as zstd frames or gzip
 //! members) still decode.
 
@@ -38,6 +40,9 @@ const PART_RAW: usize = 512 * 1024;
 /// What an idle session's line buffer shrinks back to after a part.
 const IDLE_BUFFER: usize = 16 * 1024;
 const FLUSH_EVERY: Duration = Duration::from_secs(2);
+/// Compressed parts waiting to be stored, at most; the recorder waits when
+/// they are all taken (memory stays bounded when storage is slow).
+const PRODUCED_QUEUE: usize = 4;
 /// The recorder thread's naps between drains of its queue: short while
 /// output flows, longer while the session is quiet.
 const MIN_NAP: Duration = Duration::from_millis(10);
@@ -105,29 +110,38 @@ impl Recorder {
             .map_err(RecorderError::Start)?;
         let recorded_upto = enc.recorded_upto;
         let (tx, rx) = mpsc::channel::<Event>(256);
-        let (produced, mut parts) = mpsc::channel::<Produced>(4);
+        let (produced, mut parts) = mpsc::channel::<Produced>(PRODUCED_QUEUE);
         std::thread::Builder::new()
             .name("recorder".into())
             .spawn(move || record(enc, rx, produced))
             .map_err(RecorderError::Start)?;
         let session_id = session_id.to_owned();
         tokio::spawn(async move {
-            while let Some(p) = parts.recv().await {
-                match p {
-                    Produced::Part {
-                        data,
-                        recorded_upto,
-                    } => {
-                        if let Err(e) = store
-                            .append_recording(&session_id, data, recorded_upto)
-                            .await
-                        {
-                            tracing::error!(session_id, error = %e, "Could not store a terminal recording part; it is lost.");
+            // Whatever queued up while the last parts were being stored goes
+            // in one append: under bulk output, one sync for several parts.
+            let mut queued = Vec::new();
+            while parts.recv_many(&mut queued, PRODUCED_QUEUE).await > 0 {
+                let mut batch = Vec::new();
+                let mut upto = 0;
+                let mut flushed = Vec::new();
+                for p in queued.drain(..) {
+                    match p {
+                        Produced::Part {
+                            data,
+                            recorded_upto,
+                        } => {
+                            batch.push(data);
+                            upto = recorded_upto;
                         }
+                        Produced::Flushed(done) => flushed.push(done),
                     }
-                    Produced::Flushed(done) => {
-                        let _ = done.send(());
-                    }
+                }
+                let n = batch.len();
+                if let Err(e) = store.append_recording(&session_id, batch, upto).await {
+                    tracing::error!(session_id, parts = n, error = %e, "Could not store terminal recording parts; they are lost.");
+                }
+                for done in flushed {
+                    let _ = done.send(());
                 }
             }
         });
