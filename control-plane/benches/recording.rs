@@ -120,7 +120,7 @@ fn record(data: &[u8], in_table: bool) -> Recorded {
             .await
             .expect("a session row");
         let chunks: Vec<Bytes> = data.chunks(CHUNK).map(Bytes::copy_from_slice).collect();
-        let rec = Recorder::open(store.clone(), "bench", 80, 24, "bench", u64::MAX)
+        let rec = Recorder::open(store.clone(), "bench", 80, 24, "bench", u64::MAX, None)
             .await
             .expect("the recorder opens");
         let cpu0 = process_cpu_s();

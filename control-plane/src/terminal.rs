@@ -4,8 +4,9 @@
 //! control plane) can go away and come back to the same session; output
 //! carries byte offsets so a returning viewer gets exactly what it missed.
 //!
-//! The relay owns the single-use tickets that authorise a WebSocket, and the
-//! rendezvous between a viewer waiting for an agent and the agent's stream.
+//! The relay owns the single-use tickets that authorise a WebSocket, the
+//! rendezvous between a viewer waiting for an agent and the agent's stream,
+//! and each session's recording turn (one recorder at a time).
 
 mod recording;
 
@@ -295,13 +296,13 @@ impl Relay {
         timeout: Duration,
     ) -> RecordingTurn {
         let key = (agent.clone(), session_id.to_owned());
-        let lock = self
-            .turns
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .entry(key.clone())
-            .or_default()
-            .clone();
+        let lock = {
+            let mut turns = self.turns.lock().unwrap_or_else(PoisonError::into_inner);
+            // Locks nobody holds or waits for (a waiter cancelled after the
+            // holder left) go.
+            turns.retain(|_, lock| Arc::strong_count(lock) > 1);
+            turns.entry(key.clone()).or_default().clone()
+        };
         let guard = tokio::time::timeout(timeout, lock.lock_owned()).await.ok();
         RecordingTurn {
             key,

@@ -229,7 +229,9 @@ async fn relay(s: SharedState, principal: Principal, agent: AgentId, mut socket:
         .map(|a| a.facts.hostname)
         .unwrap_or_default();
     // A viewer re-attaching while its predecessor's recorder still stores
-    // the last output would otherwise record that output twice.
+    // the last output would otherwise record that output twice. (A relay
+    // whose stream the agent already handed to a newer viewer waits here
+    // in vain, up to the limit, and then ends as that stream has.)
     let turn = s
         .terminals
         .recording_turn(&agent, &session_id, RECORDING_TURN_WAIT)
@@ -244,6 +246,7 @@ async fn relay(s: SharedState, principal: Principal, agent: AgentId, mut socket:
         rows,
         &hostname,
         s.terminal_max_recording,
+        Some(turn),
     )
     .await
     {
@@ -261,9 +264,6 @@ async fn relay(s: SharedState, principal: Principal, agent: AgentId, mut socket:
         .map_or(offset, |r| r.recorded_upto().min(offset));
     let _ = link.to_agent.send(ToAgent::ReplayFrom(from)).await;
     if !send_json(&mut socket, json!({ "type": "attached", "session_id": session_id, "resumed": resumed, "output_offset": output_offset, "replay_from": replay_from })).await {
-        if let Some(r) = recorder.as_ref() {
-            r.flush().await;
-        }
         return;
     }
     s.terminals.set_attached(&agent, &session_id, true).await;
@@ -334,7 +334,6 @@ async fn relay(s: SharedState, principal: Principal, agent: AgentId, mut socket:
     if let Some(r) = recorder.as_ref() {
         r.flush().await;
     }
-    drop(turn);
     s.terminals.set_attached(&agent, &session_id, false).await;
     let now = now_ms();
     let _ = s.store.touch_terminal_session(&session_id, now).await;

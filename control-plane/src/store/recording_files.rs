@@ -166,10 +166,8 @@ fn write_frames(
     for part in parts {
         let len = u32::try_from(part.len())
             .ok()
-            .filter(|&n| n > 0 && u64::from(n) <= FRAME_MAX)
-            .ok_or_else(|| {
-                std::io::Error::other("a recording part is empty or too big to store")
-            })?;
+            .filter(|&n| u64::from(n) <= FRAME_MAX)
+            .ok_or_else(|| std::io::Error::other("a recording part is too big to store"))?;
         frames.extend_from_slice(&len.to_le_bytes());
         frames.extend_from_slice(part);
     }

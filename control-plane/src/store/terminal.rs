@@ -168,6 +168,12 @@ impl Store {
         if parts.is_empty() {
             return Ok(());
         }
+        // An empty part would make the whole recording undecodable.
+        if parts.iter().any(Vec::is_empty) {
+            return Err(StoreError::Conflict(
+                "an empty recording part cannot be stored".into(),
+            ));
+        }
         if let Some(files) = &self.recordings {
             let _one_at_a_time = files.lock(id).await;
             let committed = self

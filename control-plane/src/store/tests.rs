@@ -526,6 +526,19 @@ async fn recording_parts_come_back_in_order_from_files_on_sqlite_and_rows_on_pos
             store.recording_state("rec-1").await.unwrap().recorded_upto,
             400
         );
+        // A batch with an empty part (it would not decode) stores nothing.
+        let refused = store
+            .append_recording("rec-1", vec![recording_part(7, 10), Vec::new()], 500)
+            .await;
+        assert!(
+            matches!(refused, Err(StoreError::Conflict(_))),
+            "{refused:?}"
+        );
+        assert_eq!(store.recording_parts("rec-1").await.unwrap(), all);
+        assert_eq!(
+            store.recording_state("rec-1").await.unwrap().recorded_upto,
+            400
+        );
 
         // A part for a session that does not exist is refused and kept nowhere.
         let refused = store

@@ -33,6 +33,7 @@ use std::time::{Duration, Instant};
 use axum::body::Bytes;
 use tokio::sync::{mpsc, oneshot};
 
+use super::RecordingTurn;
 use crate::store::{RecordingState, Store, StoreError};
 
 /// Uncompressed record bytes per stored part, at most (about).
@@ -40,8 +41,9 @@ const PART_RAW: usize = 512 * 1024;
 /// What an idle session's line buffer shrinks back to after a part.
 const IDLE_BUFFER: usize = 16 * 1024;
 const FLUSH_EVERY: Duration = Duration::from_secs(2);
-/// Compressed parts waiting to be stored, at most; the recorder waits when
-/// they are all taken (memory stays bounded when storage is slow).
+/// Compressed parts queued for storing, at most, besides those of the
+/// append under way; the recorder waits when the queue is full (memory
+/// stays bounded when storage is slow).
 const PRODUCED_QUEUE: usize = 4;
 /// The recorder thread's naps between drains of its queue: short while
 /// output flows, longer while the session is quiet.
@@ -97,6 +99,10 @@ impl Recorder {
     /// Opens the recording of a session (a new one starts with the header, a
     /// resumed one continues after what is stored) and starts its thread and
     /// storing task.
+    ///
+    /// A relay's `turn` is given up once everything this recorder records is
+    /// stored (or at once if it cannot open), so the session's next
+    /// recorder, waiting for it, reads where the stored recording ends.
     pub async fn open(
         store: Store,
         session_id: &str,
@@ -104,6 +110,7 @@ impl Recorder {
         rows: u32,
         title: &str,
         cap: u64,
+        turn: Option<RecordingTurn>,
     ) -> Result<Self, RecorderError> {
         let state = store.recording_state(session_id).await?;
         let enc = Encoder::new(session_id, &state, cols, rows, title, cap)
@@ -117,6 +124,7 @@ impl Recorder {
             .map_err(RecorderError::Start)?;
         let session_id = session_id.to_owned();
         tokio::spawn(async move {
+            let _turn = turn;
             // Whatever queued up while the last parts were being stored goes
             // in one append: under bulk output, one sync for several parts.
             let mut queued = Vec::new();
@@ -544,7 +552,7 @@ mod tests {
             .open_terminal_session(id, &crate::fleet::AgentId::new(), "admin", 0, 80, 24)
             .await
             .unwrap();
-        Recorder::open(store.clone(), id, 80, 24, "x", cap)
+        Recorder::open(store.clone(), id, 80, 24, "x", cap, None)
             .await
             .unwrap()
     }
@@ -557,7 +565,7 @@ mod tests {
             .open_terminal_session("s1", &agent, "admin", 1_800_000_000_000, 80, 24)
             .await
             .unwrap();
-        let r = Recorder::open(store.clone(), "s1", 80, 24, "web-1", 1 << 20)
+        let r = Recorder::open(store.clone(), "s1", 80, 24, "web-1", 1 << 20, None)
             .await
             .unwrap();
         r.output(0, Bytes::from_static(b"hello ")).await;
@@ -569,7 +577,7 @@ mod tests {
         r.resize(100, 30).await;
         r.flush().await;
         // Re-attach: the agent replays from 0; only new bytes are recorded.
-        let r = Recorder::open(store.clone(), "s1", 100, 30, "web-1", 1 << 20)
+        let r = Recorder::open(store.clone(), "s1", 100, 30, "web-1", 1 << 20, None)
             .await
             .unwrap();
         assert_eq!(r.recorded_upto(), 8);
@@ -641,7 +649,7 @@ mod tests {
         r.flush().await;
         let file = store.recordings_dir().unwrap().join("s6.rec");
         std::fs::remove_file(&file).unwrap();
-        let r = Recorder::open(store.clone(), "s6", 80, 24, "x", 1 << 20)
+        let r = Recorder::open(store.clone(), "s6", 80, 24, "x", 1 << 20, None)
             .await
             .unwrap();
         r.output(6, Bytes::from_static(b"after")).await;
