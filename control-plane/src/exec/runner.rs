@@ -332,13 +332,8 @@ impl Executor {
         outcome: Outcome,
         events: &broadcast::Sender<JobEvent>,
     ) {
-        if let Err(e) = self
-            .store
-            .finish_run(job, &agent.id, state, &outcome, now_ms())
-            .await
-        {
-            tracing::error!(exec_id = %job, agent_id = %agent.id, error = %e, "Could not store an exec result.");
-        }
+        // The audit entry first: whoever sees the run finished (a live feed,
+        // or the stored run a late subscriber reads) finds its entry too.
         audit::record(
             &self.store,
             "agent",
@@ -351,6 +346,13 @@ impl Executor {
             }),
         )
         .await;
+        if let Err(e) = self
+            .store
+            .finish_run(job, &agent.id, state, &outcome, now_ms())
+            .await
+        {
+            tracing::error!(exec_id = %job, agent_id = %agent.id, error = %e, "Could not store an exec result.");
+        }
         let _ = events.send(JobEvent::Run {
             agent: agent.id.clone(),
             hostname: agent.facts.hostname.clone(),
