@@ -120,7 +120,6 @@ type Turns = Arc<std::sync::Mutex<HashMap<(AgentId, String), Arc<tokio::sync::Mu
 /// recorder reads where the stored recording ends (a recorder opened while
 /// the last one still held parts would record their output again).
 pub struct RecordingTurn {
-    key: (AgentId, String),
     turns: Turns,
     guard: Option<tokio::sync::OwnedMutexGuard<()>>,
 }
@@ -135,14 +134,12 @@ impl RecordingTurn {
 impl Drop for RecordingTurn {
     fn drop(&mut self) {
         drop(self.guard.take());
-        let mut turns = self.turns.lock().unwrap_or_else(PoisonError::into_inner);
-        // Nobody holds or waits for the lock but the map: forget it.
-        if turns
-            .get(&self.key)
-            .is_some_and(|lock| Arc::strong_count(lock) == 1)
-        {
-            turns.remove(&self.key);
-        }
+        // Locks only the map holds (this one, or one whose waiter was
+        // cancelled after its holder left) are forgotten.
+        self.turns
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .retain(|_, lock| Arc::strong_count(lock) > 1);
     }
 }
 
@@ -295,17 +292,15 @@ impl Relay {
         session_id: &str,
         timeout: Duration,
     ) -> RecordingTurn {
-        let key = (agent.clone(), session_id.to_owned());
-        let lock = {
-            let mut turns = self.turns.lock().unwrap_or_else(PoisonError::into_inner);
-            // Locks nobody holds or waits for (a waiter cancelled after the
-            // holder left) go.
-            turns.retain(|_, lock| Arc::strong_count(lock) > 1);
-            turns.entry(key.clone()).or_default().clone()
-        };
+        let lock = self
+            .turns
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .entry((agent.clone(), session_id.to_owned()))
+            .or_default()
+            .clone();
         let guard = tokio::time::timeout(timeout, lock.lock_owned()).await.ok();
         RecordingTurn {
-            key,
             turns: self.turns.clone(),
             guard,
         }

@@ -586,12 +586,17 @@ async fn a_recording_file_survives_a_crash_mid_append_and_a_lost_tail() {
         .await
         .unwrap();
     let p = |n: u8| recording_part(n, 5000);
-    for n in 1..=2 {
-        store
-            .append_recording("rec-2", vec![p(n)], u64::from(n))
-            .await
-            .unwrap();
-    }
+    let append = |n: u8| {
+        let store = &store;
+        async move {
+            store
+                .append_recording("rec-2", vec![p(n)], u64::from(n))
+                .await
+                .unwrap();
+        }
+    };
+    append(1).await;
+    append(2).await;
     let stored = || async { store.recording_parts("rec-2").await.unwrap() };
     let file = store.recordings_dir().unwrap().join("rec-2.rec");
     let committed = std::fs::metadata(&file).unwrap().len();
@@ -604,10 +609,7 @@ async fn a_recording_file_survives_a_crash_mid_append_and_a_lost_tail() {
         .unwrap();
     std::io::Write::write_all(&mut torn, &[0xff; 3000]).unwrap();
     assert_eq!(stored().await, vec![p(1), p(2)]);
-    store
-        .append_recording("rec-2", vec![p(3)], 3)
-        .await
-        .unwrap();
+    append(3).await;
     assert_eq!(stored().await, vec![p(1), p(2), p(3)]);
     assert_eq!(
         std::fs::metadata(&file).unwrap().len(),
@@ -624,20 +626,14 @@ async fn a_recording_file_survives_a_crash_mid_append_and_a_lost_tail() {
         .set_len(committed + 100)
         .unwrap();
     assert_eq!(stored().await, vec![p(1), p(2)]);
-    store
-        .append_recording("rec-2", vec![p(4)], 4)
-        .await
-        .unwrap();
+    append(4).await;
     assert_eq!(stored().await, vec![p(1), p(2), p(4)]);
 
     // A file someone deleted: nothing to play, no error, and recording
     // starts it again.
     std::fs::remove_file(&file).unwrap();
     assert!(stored().await.is_empty());
-    store
-        .append_recording("rec-2", vec![p(6)], 6)
-        .await
-        .unwrap();
+    append(6).await;
     assert_eq!(stored().await, vec![p(6)]);
 
     // A session id that could leave the directory is refused.
