@@ -13,9 +13,10 @@
 //!
 //! A recorder is a thread of its own at background priority (nice 10 on
 //! Linux), fed through a bounded channel it drains every few milliseconds
-//! (never woken per chunk), so a busy terminal never waits for
-//! compression or the database and recording never takes the CPU from the
-//! sessions it records; a task stores what it produces through the store
+//! (never woken per chunk: the relay cuts a nap short only once output
+//! piles up), so a busy terminal never waits for compression or the
+//! database and recording never takes the CPU from the sessions it
+//! records; a task stores what it produces through the store
 //! (files beside a SQLite database, rows in PostgreSQL). Records collect in
 //! a buffer; every 512 KiB, or 2 s, the buffer is compressed as one zstd
 //! frame (level 1 with a context reused for the whole session: about 4×
@@ -45,10 +46,20 @@ const FLUSH_EVERY: Duration = Duration::from_secs(2);
 /// append under way; the recorder waits when the queue is full (memory
 /// stays bounded when storage is slow).
 const PRODUCED_QUEUE: usize = 4;
+/// Output chunks (and resizes) queued for the recorder thread, at most;
+/// the relay waits when the queue is full.
+const EVENT_QUEUE: usize = 256;
+/// Queued events at which the relay wakes a napping recorder thread. An
+/// echo queues one; bulk output fills the queue within a nap (256 chunks
+/// of the agent's ~30 KiB came in under 0.2 s in the terminal benchmark,
+/// and the relay then waited 20–60 ms for the thread once per `cat`).
+const WAKE_AT: usize = 32;
 /// The recorder thread's naps between drains of its queue: short while
 /// output flows, longer while the session is quiet.
-const MIN_NAP: Duration = Duration::from_millis(10);
-const MAX_NAP: Duration = Duration::from_millis(200);
+const NAPS: Naps = Naps {
+    min: Duration::from_millis(10),
+    max: Duration::from_millis(200),
+};
 const ZSTD_LEVEL: i32 = 1;
 /// 2^17 = 128 KiB: bounds the compressor's memory per recorded session.
 const ZSTD_WINDOW_LOG: u32 = 17;
@@ -89,9 +100,17 @@ pub enum RecorderError {
     Start(std::io::Error),
 }
 
+#[derive(Clone, Copy)]
+struct Naps {
+    min: Duration,
+    max: Duration,
+}
+
 /// The relay's handle on a session's recorder.
 pub struct Recorder {
     tx: mpsc::Sender<Event>,
+    /// The recorder thread, for cutting its nap short.
+    thread: std::thread::Thread,
     recorded_upto: u64,
 }
 
@@ -116,12 +135,7 @@ impl Recorder {
         let enc = Encoder::new(session_id, &state, cols, rows, title, cap)
             .map_err(RecorderError::Start)?;
         let recorded_upto = enc.recorded_upto;
-        let (tx, rx) = mpsc::channel::<Event>(256);
-        let (produced, mut parts) = mpsc::channel::<Produced>(PRODUCED_QUEUE);
-        std::thread::Builder::new()
-            .name("recorder".into())
-            .spawn(move || record(enc, rx, produced))
-            .map_err(RecorderError::Start)?;
+        let (tx, thread, mut parts) = start(enc, NAPS).map_err(RecorderError::Start)?;
         let session_id = session_id.to_owned();
         tokio::spawn(async move {
             let _turn = turn;
@@ -153,7 +167,11 @@ impl Recorder {
                 }
             }
         });
-        Ok(Self { tx, recorded_upto })
+        Ok(Self {
+            tx,
+            thread,
+            recorded_upto,
+        })
     }
 
     /// Output offset up to which the recording was complete when opened.
@@ -165,6 +183,9 @@ impl Recorder {
     /// recorder is far behind.
     pub async fn output(&self, offset: u64, data: Bytes) {
         let _ = self.tx.send(Event::Output(offset, data, now_us())).await;
+        if self.tx.max_capacity() - self.tx.capacity() >= WAKE_AT {
+            self.thread.unpark();
+        }
     }
 
     pub async fn resize(&self, cols: u32, rows: u32) {
@@ -175,28 +196,63 @@ impl Recorder {
     pub async fn flush(&self) {
         let (done, wait) = oneshot::channel();
         if self.tx.send(Event::Flush(done)).await.is_ok() {
+            self.thread.unpark();
             let _ = wait.await;
         }
     }
 }
 
+impl Drop for Recorder {
+    /// Closes the queue and wakes the thread, which stores what it has and
+    /// ends at once rather than after its nap.
+    fn drop(&mut self) {
+        let (closed, _) = mpsc::channel(1);
+        drop(std::mem::replace(&mut self.tx, closed));
+        self.thread.unpark();
+    }
+}
+
+/// Starts a recorder thread: its queue, the thread (for waking it), and
+/// the parts it produces for storing.
+fn start(
+    enc: Encoder,
+    naps: Naps,
+) -> std::io::Result<(
+    mpsc::Sender<Event>,
+    std::thread::Thread,
+    mpsc::Receiver<Produced>,
+)> {
+    let (tx, rx) = mpsc::channel::<Event>(EVENT_QUEUE);
+    let (produced, parts) = mpsc::channel::<Produced>(PRODUCED_QUEUE);
+    let handle = std::thread::Builder::new()
+        .name("recorder".into())
+        .spawn(move || record(enc, rx, produced, naps))?;
+    Ok((tx, handle.thread().clone(), parts))
+}
+
 /// The recorder thread. Its queue is drained after short naps rather than
 /// on a wake-up per chunk, so an echo never pays for waking it; naps grow
-/// while the session is quiet.
-fn record(mut enc: Encoder, mut rx: mpsc::Receiver<Event>, produced: mpsc::Sender<Produced>) {
+/// while the session is quiet, and the relay cuts one short when output
+/// piles up, a flush is asked for, or the session is over.
+fn record(
+    mut enc: Encoder,
+    mut rx: mpsc::Receiver<Event>,
+    produced: mpsc::Sender<Produced>,
+    naps: Naps,
+) {
     background_priority();
     // Hands a part (if any) to the storing task; false once that task is gone.
     let hand_over = |p: Option<Produced>| p.is_none_or(|p| produced.blocking_send(p).is_ok());
-    let mut nap = MIN_NAP;
+    let mut nap = naps.min;
     loop {
         match rx.try_recv() {
             Ok(Event::Output(offset, data, at)) => {
                 enc.output(offset, &data, at);
-                nap = MIN_NAP;
+                nap = naps.min;
             }
             Ok(Event::Resize(c, r, at)) => {
                 enc.resize(c, r, at);
-                nap = MIN_NAP;
+                nap = naps.min;
             }
             Ok(Event::Flush(done)) => {
                 if !(hand_over(enc.part()) && hand_over(Some(Produced::Flushed(done)))) {
@@ -204,8 +260,8 @@ fn record(mut enc: Encoder, mut rx: mpsc::Receiver<Event>, produced: mpsc::Sende
                 }
             }
             Err(mpsc::error::TryRecvError::Empty) => {
-                std::thread::sleep(nap);
-                nap = (nap * 2).min(MAX_NAP);
+                std::thread::park_timeout(nap);
+                nap = (nap * 2).min(naps.max);
             }
             Err(mpsc::error::TryRecvError::Disconnected) => break,
         }
@@ -750,6 +806,75 @@ mod tests {
         // A part that decompresses to more than any recorder writes.
         let huge = part(&vec![0u8; (RAW_PART_MAX + 1) as usize]);
         assert!(decode_recording(&[huge], 1 << 20).is_err());
+    }
+
+    /// A recorder thread whose naps would last an hour still drains a burst
+    /// of output at once (the relay wakes it once output piles up), stores
+    /// on a flush at once, and ends as soon as its relay drops the recorder.
+    #[tokio::test]
+    async fn the_relay_cuts_the_recorder_threads_nap_short() {
+        let state = RecordingState {
+            started_at_ms: 0,
+            recorded_upto: 0,
+            has_parts: false,
+        };
+        let enc = Encoder::new("s5", &state, 80, 24, "x", 1 << 20).unwrap();
+        let hour = Duration::from_secs(3600);
+        let (tx, thread, mut parts) = start(
+            enc,
+            Naps {
+                min: hour,
+                max: hour,
+            },
+        )
+        .unwrap();
+        let r = Recorder {
+            tx,
+            thread,
+            recorded_upto: 0,
+        };
+        // The storing task's part: keep the parts, acknowledge flushes.
+        let stored = tokio::spawn(async move {
+            let mut stored = Vec::new();
+            while let Some(p) = parts.recv().await {
+                match p {
+                    Produced::Part { data, .. } => stored.push(data),
+                    Produced::Flushed(done) => {
+                        let _ = done.send(());
+                    }
+                }
+            }
+            stored
+        });
+        // Let the thread find its queue empty and begin its hour-long nap.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let within = Duration::from_secs(10);
+        for offset in 0..WAKE_AT as u64 {
+            r.output(offset, Bytes::from_static(b"x")).await;
+        }
+        let t = Instant::now();
+        while r.tx.capacity() < r.tx.max_capacity() {
+            assert!(t.elapsed() < within, "a burst of output was not drained");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        r.output(WAKE_AT as u64, Bytes::from_static(b"!")).await;
+        tokio::time::timeout(within, r.flush())
+            .await
+            .expect("a flush waited for the nap");
+        drop(r);
+        let stored = tokio::time::timeout(within, stored)
+            .await
+            .expect("the thread outlived its recorder")
+            .unwrap();
+        let text = decode_recording(&stored, 1 << 20).unwrap();
+        let output: String = text
+            .lines()
+            .skip(1)
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+            .filter(|e| e[1] == "o")
+            .map(|e| e[2].as_str().unwrap().to_owned())
+            .collect();
+        assert_eq!(output, format!("{}!", "x".repeat(WAKE_AT)));
     }
 
     #[tokio::test]
