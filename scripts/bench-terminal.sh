@@ -27,7 +27,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 : "${BENCH_BULK_MB:=100}"         # size of the file both shells cat, MiB
 : "${BENCH_BULK_ROUNDS:=15}"      # bulk rounds per path (fresh session each); a round
                                   # varies by up to a fifth on a shared VM, and a median
-                                  # of 5 moved the relay/OpenSSH ratio by ±0.1 between runs
+                                  # of 5 moved the relay/OpenSSH ratio by up to a tenth between runs
 : "${BENCH_EXEC_AGENTS:=1000}"    # simulated agents for the fan-out
 : "${BENCH_EXEC_ROUNDS:=5}"
 : "${BENCH_ONLINE_TIMEOUT:=600}"  # s, longest wait for the simulated agents

@@ -46,13 +46,14 @@ const FLUSH_EVERY: Duration = Duration::from_secs(2);
 /// append under way; the recorder waits when the queue is full (memory
 /// stays bounded when storage is slow).
 const PRODUCED_QUEUE: usize = 4;
-/// Output chunks (and resizes) queued for the recorder thread, at most;
-/// the relay waits when the queue is full.
+/// Events (output chunks, resizes, flushes) queued for the recorder
+/// thread, at most; the relay waits when the queue is full.
 const EVENT_QUEUE: usize = 256;
 /// Queued events at which the relay wakes a napping recorder thread. An
-/// echo queues one; bulk output fills the queue within a nap (256 chunks
-/// of the agent's ~30 KiB came in under 0.2 s in the terminal benchmark,
-/// and the relay then waited 20–60 ms for the thread once per `cat`).
+/// echo queues one; bulk output can fill the queue within a nap (256 of
+/// the agent's ~30 KiB chunks came in under 0.2 s in the terminal
+/// benchmark, and without this wake the relay waited for the thread 17–55
+/// times over 15 recorded 100 MiB `cat`s, 0.4–0.6 s in all).
 const WAKE_AT: usize = 32;
 /// The recorder thread's naps between drains of its queue: short while
 /// output flows, longer while the session is quiet.
@@ -109,9 +110,26 @@ struct Naps {
 /// The relay's handle on a session's recorder.
 pub struct Recorder {
     tx: mpsc::Sender<Event>,
-    /// The recorder thread, for cutting its nap short.
-    thread: std::thread::Thread,
     recorded_upto: u64,
+    /// Declared after `tx`, so it is dropped after it: the thread, woken
+    /// then, finds its queue closed and ends instead of napping on.
+    thread: RecorderThread,
+}
+
+/// The recorder thread, for cutting its nap short; dropping it wakes the
+/// thread.
+struct RecorderThread(std::thread::Thread);
+
+impl RecorderThread {
+    fn wake(&self) {
+        self.0.unpark();
+    }
+}
+
+impl Drop for RecorderThread {
+    fn drop(&mut self) {
+        self.wake();
+    }
 }
 
 impl Recorder {
@@ -134,8 +152,7 @@ impl Recorder {
         let state = store.recording_state(session_id).await?;
         let enc = Encoder::new(session_id, &state, cols, rows, title, cap)
             .map_err(RecorderError::Start)?;
-        let recorded_upto = enc.recorded_upto;
-        let (tx, thread, mut parts) = start(enc, NAPS).map_err(RecorderError::Start)?;
+        let (recorder, mut parts) = start(enc, NAPS).map_err(RecorderError::Start)?;
         let session_id = session_id.to_owned();
         tokio::spawn(async move {
             let _turn = turn;
@@ -167,11 +184,7 @@ impl Recorder {
                 }
             }
         });
-        Ok(Self {
-            tx,
-            thread,
-            recorded_upto,
-        })
+        Ok(recorder)
     }
 
     /// Output offset up to which the recording was complete when opened.
@@ -182,52 +195,46 @@ impl Recorder {
     /// Records output at `offset` (shared, not copied); waits only if the
     /// recorder is far behind.
     pub async fn output(&self, offset: u64, data: Bytes) {
-        let _ = self.tx.send(Event::Output(offset, data, now_us())).await;
-        if self.tx.max_capacity() - self.tx.capacity() >= WAKE_AT {
-            self.thread.unpark();
-        }
+        self.send(Event::Output(offset, data, now_us())).await;
     }
 
     pub async fn resize(&self, cols: u32, rows: u32) {
-        let _ = self.tx.send(Event::Resize(cols, rows, now_us())).await;
+        self.send(Event::Resize(cols, rows, now_us())).await;
+    }
+
+    /// Queues an event, and wakes the thread once [`WAKE_AT`] are queued.
+    async fn send(&self, event: Event) {
+        let _ = self.tx.send(event).await;
+        if self.tx.max_capacity() - self.tx.capacity() >= WAKE_AT {
+            self.thread.wake();
+        }
     }
 
     /// Stores everything recorded so far.
     pub async fn flush(&self) {
         let (done, wait) = oneshot::channel();
         if self.tx.send(Event::Flush(done)).await.is_ok() {
-            self.thread.unpark();
+            self.thread.wake();
             let _ = wait.await;
         }
     }
 }
 
-impl Drop for Recorder {
-    /// Closes the queue and wakes the thread, which stores what it has and
-    /// ends at once rather than after its nap.
-    fn drop(&mut self) {
-        let (closed, _) = mpsc::channel(1);
-        drop(std::mem::replace(&mut self.tx, closed));
-        self.thread.unpark();
-    }
-}
-
-/// Starts a recorder thread: its queue, the thread (for waking it), and
-/// the parts it produces for storing.
-fn start(
-    enc: Encoder,
-    naps: Naps,
-) -> std::io::Result<(
-    mpsc::Sender<Event>,
-    std::thread::Thread,
-    mpsc::Receiver<Produced>,
-)> {
+/// Starts a recorder thread on `enc`: the relay's handle, and the parts the
+/// thread produces for storing.
+fn start(enc: Encoder, naps: Naps) -> std::io::Result<(Recorder, mpsc::Receiver<Produced>)> {
+    let recorded_upto = enc.recorded_upto;
     let (tx, rx) = mpsc::channel::<Event>(EVENT_QUEUE);
     let (produced, parts) = mpsc::channel::<Produced>(PRODUCED_QUEUE);
     let handle = std::thread::Builder::new()
         .name("recorder".into())
         .spawn(move || record(enc, rx, produced, naps))?;
-    Ok((tx, handle.thread().clone(), parts))
+    let recorder = Recorder {
+        tx,
+        recorded_upto,
+        thread: RecorderThread(handle.thread().clone()),
+    };
+    Ok((recorder, parts))
 }
 
 /// The recorder thread. Its queue is drained after short naps rather than
@@ -810,7 +817,8 @@ mod tests {
 
     /// A recorder thread whose naps would last an hour still drains a burst
     /// of output at once (the relay wakes it once output piles up), stores
-    /// on a flush at once, and ends as soon as its relay drops the recorder.
+    /// on a flush at once, is not woken for one chunk, and stores what is
+    /// queued and ends as soon as its relay drops the recorder.
     #[tokio::test]
     async fn the_relay_cuts_the_recorder_threads_nap_short() {
         let state = RecordingState {
@@ -820,7 +828,7 @@ mod tests {
         };
         let enc = Encoder::new("s5", &state, 80, 24, "x", 1 << 20).unwrap();
         let hour = Duration::from_secs(3600);
-        let (tx, thread, mut parts) = start(
+        let (r, mut parts) = start(
             enc,
             Naps {
                 min: hour,
@@ -828,11 +836,6 @@ mod tests {
             },
         )
         .unwrap();
-        let r = Recorder {
-            tx,
-            thread,
-            recorded_upto: 0,
-        };
         // The storing task's part: keep the parts, acknowledge flushes.
         let stored = tokio::spawn(async move {
             let mut stored = Vec::new();
@@ -861,6 +864,12 @@ mod tests {
         tokio::time::timeout(within, r.flush())
             .await
             .expect("a flush waited for the nap");
+        // Once the thread naps again, one chunk (an echo) stays queued.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        r.output(WAKE_AT as u64 + 1, Bytes::from_static(b"?")).await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert_eq!(r.tx.max_capacity() - r.tx.capacity(), 1);
+        // Dropped with it queued: the thread stores it and ends.
         drop(r);
         let stored = tokio::time::timeout(within, stored)
             .await
@@ -874,7 +883,7 @@ mod tests {
             .filter(|e| e[1] == "o")
             .map(|e| e[2].as_str().unwrap().to_owned())
             .collect();
-        assert_eq!(output, format!("{}!", "x".repeat(WAKE_AT)));
+        assert_eq!(output, format!("{}!?", "x".repeat(WAKE_AT)));
     }
 
     #[tokio::test]
