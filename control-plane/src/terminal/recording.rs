@@ -609,6 +609,16 @@ mod tests {
     use super::*;
     use crate::store::tests::temp_sqlite;
 
+    /// The output events of an asciicast recording, joined.
+    fn recorded_output(cast: &str) -> String {
+        cast.lines()
+            .skip(1)
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+            .filter(|e| e[1] == "o")
+            .map(|e| e[2].as_str().unwrap().to_owned())
+            .collect()
+    }
+
     /// A fresh 80×24 session `id` (started at 0) and its recorder, capped at `cap`.
     async fn session_recorder(store: &Store, id: &str, cap: u64) -> Recorder {
         store
@@ -658,12 +668,7 @@ mod tests {
             .iter()
             .map(|l| serde_json::from_str(l).unwrap())
             .collect();
-        let output: String = events
-            .iter()
-            .filter(|e| e[1] == "o")
-            .map(|e| e[2].as_str().unwrap())
-            .collect();
-        assert_eq!(output, "hello é world\u{fffd}!");
+        assert_eq!(recorded_output(&text), "hello é world\u{fffd}!");
         assert!(events.iter().any(|e| e[1] == "r" && e[2] == "100x30"));
         assert!(
             events
@@ -876,14 +881,7 @@ mod tests {
             .expect("the thread outlived its recorder")
             .unwrap();
         let text = decode_recording(&stored, 1 << 20).unwrap();
-        let output: String = text
-            .lines()
-            .skip(1)
-            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
-            .filter(|e| e[1] == "o")
-            .map(|e| e[2].as_str().unwrap().to_owned())
-            .collect();
-        assert_eq!(output, format!("{}!?", "x".repeat(WAKE_AT)));
+        assert_eq!(recorded_output(&text), format!("{}!?", "x".repeat(WAKE_AT)));
     }
 
     #[tokio::test]
