@@ -50,7 +50,7 @@ mod imp {
 
     /// The reactor treats a PTY master like a pipe end: a non-blocking
     /// descriptor that becomes readable.
-    pub struct PtyReader(pipe::Receiver);
+    pub struct PtyReader(pipe::Receiver, File);
 
     /// Keystrokes are written straight to the non-blocking master. It is not
     /// registered with the reactor: the PTY signals "writable" every time
@@ -70,7 +70,7 @@ mod imp {
         fd.set_non_blocking(true).map_err(io::Error::other)?;
         let file = || fd.as_file().map_err(io::Error::other);
         Ok((
-            PtyReader(pipe::Receiver::from_file_unchecked(file()?)?),
+            PtyReader(pipe::Receiver::from_file_unchecked(file()?)?, file()?),
             PtyWriter(file()?),
         ))
     }
@@ -100,6 +100,39 @@ mod imp {
                     }
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                     Err(e) if e.raw_os_error() == Some(libc::EIO) => return Ok(0),
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+
+        /// Reads from a thread that may block: waits up to `quiet` for
+        /// output (`Ok(None)` if none came), then reads; `Ok(Some(0))` once
+        /// the PTY has closed.
+        pub fn read_blocking(
+            &self,
+            buf: &mut [u8],
+            quiet: std::time::Duration,
+        ) -> io::Result<Option<usize>> {
+            use std::io::Read;
+            use std::os::fd::AsFd;
+
+            use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+            let timeout = PollTimeout::try_from(quiet).unwrap_or(PollTimeout::MAX);
+            loop {
+                let mut fds = [PollFd::new(self.1.as_fd(), PollFlags::POLLIN)];
+                match poll(&mut fds, timeout) {
+                    Ok(0) => return Ok(None),
+                    Ok(_) | Err(nix::errno::Errno::EINTR) => {}
+                    Err(e) => return Err(e.into()),
+                }
+                match (&self.1).read(buf) {
+                    Ok(n) => return Ok(Some(n)),
+                    Err(e)
+                        if matches!(
+                            e.kind(),
+                            io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
+                        ) => {}
+                    Err(e) if e.raw_os_error() == Some(libc::EIO) => return Ok(Some(0)),
                     Err(e) => return Err(e),
                 }
             }

@@ -290,3 +290,34 @@ async fn a_paste_larger_than_the_input_queue_arrives_whole() {
         started.elapsed()
     );
 }
+
+/// Sustained output is read on a blocking thread (unix), which hands the
+/// PTY back to the runtime once it goes quiet: nothing is lost on either
+/// hand-over, and what comes after the quiet spell (an echo, a prompt)
+/// still wakes the reader.
+#[tokio::test]
+async fn bulk_output_and_what_follows_it_arrive_whole() {
+    let f = Fixture::start(Settings::default());
+    let mut a = f.open("bulk").await.unwrap().attachment;
+    let mut v = Viewer::from(0);
+    no_echo(&mut a, &mut v).await;
+    for round in 0..3 {
+        type_in(
+            &a,
+            &format!(
+                "head -c 1000000 /dev/zero | tr '\\0' b; sleep 0.1; printf x; echo quiet-{round}-$((6*7))\n"
+            ),
+        )
+        .await;
+        let text = v.until(&mut a, &format!("quiet-{round}-42")).await;
+        assert_eq!(text.matches('b').count(), 1_000_000, "round {round}");
+        assert!(
+            text.contains("bx"),
+            "round {round}: the late byte came in order"
+        );
+        v.seen.clear();
+    }
+    let (typed, m) = marker();
+    type_in(&a, &typed).await;
+    v.until(&mut a, &m).await;
+}
