@@ -124,9 +124,8 @@ async fn read_output(shared: Arc<Shared>, mut reader: PtyReader) {
         if gathered >= BULK {
             gathered = 0;
             let sh = shared.clone();
-            let handle = tokio::runtime::Handle::current();
             let Ok((r, b, open)) = tokio::task::spawn_blocking(move || {
-                let open = read_bulk(&sh, &handle, &reader, &mut buf);
+                let open = read_bulk(&sh, &reader, &mut buf);
                 (reader, buf, open)
             })
             .await
@@ -142,17 +141,15 @@ async fn read_output(shared: Arc<Shared>, mut reader: PtyReader) {
     shared.progress.send_modify(|p| p.eof = true);
 }
 
-/// Reads on a blocking thread until the PTY is quiet for [`QUIET`] or a
-/// short read (an echo, a prompt) comes; false once the PTY has closed.
-/// Output is appended as it comes and told to the viewer in batches; what
-/// is untold is told before waiting for room, which only the viewer makes.
+/// Reads on a blocking thread until the PTY is quiet for [`QUIET`], a
+/// short read (an echo, a prompt) comes or the viewer is a replay buffer
+/// behind; false once the PTY has closed. Output is appended as it comes
+/// and told to the viewer in batches. The thread never waits for anything
+/// but the PTY (room is waited for on the runtime), so it ends with the
+/// shell, and a runtime shutting down, which waits for blocking threads,
+/// does not wait for a viewer that is gone.
 #[cfg(unix)]
-fn read_bulk(
-    shared: &Shared,
-    handle: &tokio::runtime::Handle,
-    reader: &PtyReader,
-    buf: &mut [u8],
-) -> bool {
+fn read_bulk(shared: &Shared, reader: &PtyReader, buf: &mut [u8]) -> bool {
     let mut pending = 0;
     let tell = |pending: &mut usize| {
         if *pending > 0 {
@@ -161,15 +158,11 @@ fn read_bulk(
         }
     };
     loop {
-        let want = loop {
-            let room = shared.room.notified();
-            let want = shared.lock().room(buf.len());
-            if want > 0 {
-                break want;
-            }
+        let want = shared.lock().room(buf.len());
+        if want == 0 {
             tell(&mut pending);
-            handle.block_on(room);
-        };
+            return true;
+        }
         let wait = if pending > 0 { TELL_AFTER } else { QUIET };
         match reader.read_blocking(&mut buf[..want], wait) {
             Ok(None) if pending > 0 => tell(&mut pending),
