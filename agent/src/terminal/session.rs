@@ -89,19 +89,25 @@ impl Shared {
 /// of OpenSSH's throughput to 1.07 and better (BENCHMARKS.md). Echoes and
 /// short output stay on the runtime thread, which a hop to another thread
 /// would slow.
+#[cfg(unix)]
 const BULK: usize = 16 * 1024;
+#[cfg(unix)]
 const BULK_READ: usize = 1024;
 /// How long the PTY stays quiet before the blocking thread hands back.
+#[cfg(unix)]
 const QUIET: Duration = Duration::from_millis(10);
 /// While output flows, the blocking thread tells the viewer every this
 /// many bytes, or after 1 ms without more: frames stay large (each costs
 /// the same in gRPC, TLS and the WebSocket whatever its size).
+#[cfg(unix)]
 const TELL_EVERY: usize = 16 * 1024;
+#[cfg(unix)]
 const TELL_AFTER: Duration = Duration::from_millis(1);
 
 /// Moves PTY output into the replay buffer until the PTY closes.
 async fn read_output(shared: Arc<Shared>, mut reader: PtyReader) {
     let mut buf = vec![0u8; READ_BUF];
+    #[cfg(unix)]
     let mut gathered = 0;
     loop {
         let want = loop {
@@ -119,22 +125,24 @@ async fn read_output(shared: Arc<Shared>, mut reader: PtyReader) {
             Ok(n) => n,
         };
         shared.push(&buf[..n]);
-        gathered = if n < BULK_READ { 0 } else { gathered + n };
         #[cfg(unix)]
-        if gathered >= BULK {
-            gathered = 0;
-            let sh = shared.clone();
-            let Ok((r, b, open)) = tokio::task::spawn_blocking(move || {
-                let open = read_bulk(&sh, &reader, &mut buf);
-                (reader, buf, open)
-            })
-            .await
-            else {
-                break;
-            };
-            (reader, buf) = (r, b);
-            if !open {
-                break;
+        {
+            gathered = if n < BULK_READ { 0 } else { gathered + n };
+            if gathered >= BULK {
+                gathered = 0;
+                let sh = shared.clone();
+                let Ok((r, b, open)) = tokio::task::spawn_blocking(move || {
+                    let open = read_bulk(&sh, &reader, &mut buf);
+                    (reader, buf, open)
+                })
+                .await
+                else {
+                    break;
+                };
+                (reader, buf) = (r, b);
+                if !open {
+                    break;
+                }
             }
         }
     }
