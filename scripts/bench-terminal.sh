@@ -241,7 +241,8 @@ from run to run.)
   control plane (release build, SQLite, default settings: the session is
   recorded, as zstd by a nice-10 thread, up to 64 MiB) and the agent's gRPC
   \`Terminal\` stream over mutual TLS to a PTY the agent reads and writes
-  non-blocking on its one runtime thread.
+  non-blocking on its one runtime thread (sustained output is read by a
+  blocking thread of the agent's until the PTY goes quiet).
 - **OpenSSH**: Debian's $SSH_VERSION, its own \`sshd\` on 127.0.0.1 (temp host key and
   config, \`UsePAM no\`, key-only root login), client
   \`ssh -tt -p PORT -i KEY -e none -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null root@127.0.0.1\`
