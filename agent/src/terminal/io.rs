@@ -50,7 +50,13 @@ mod imp {
 
     /// The reactor treats a PTY master like a pipe end: a non-blocking
     /// descriptor that becomes readable.
-    pub struct PtyReader(pipe::Receiver, File);
+    pub struct PtyReader {
+        /// For reads on the runtime.
+        pty: pipe::Receiver,
+        /// The same master, for reads on a blocking thread
+        /// ([`PtyReader::read_blocking`]), which the reactor does not see.
+        blocking: File,
+    }
 
     /// Keystrokes are written straight to the non-blocking master. It is not
     /// registered with the reactor: the PTY signals "writable" every time
@@ -70,7 +76,10 @@ mod imp {
         fd.set_non_blocking(true).map_err(io::Error::other)?;
         let file = || fd.as_file().map_err(io::Error::other);
         Ok((
-            PtyReader(pipe::Receiver::from_file_unchecked(file()?)?, file()?),
+            PtyReader {
+                pty: pipe::Receiver::from_file_unchecked(file()?)?,
+                blocking: file()?,
+            },
             PtyWriter(file()?),
         ))
     }
@@ -90,8 +99,8 @@ mod imp {
         /// missed.
         pub async fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
             loop {
-                self.0.readable().await?;
-                match self.0.try_read(buf) {
+                self.pty.readable().await?;
+                match self.pty.try_read(buf) {
                     Ok(n) => {
                         if n < ECHO_READ && n < buf.len() {
                             self.drained();
@@ -119,13 +128,14 @@ mod imp {
             use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
             let timeout = PollTimeout::try_from(quiet).unwrap_or(PollTimeout::MAX);
             loop {
-                let mut fds = [PollFd::new(self.1.as_fd(), PollFlags::POLLIN)];
+                let mut fds = [PollFd::new(self.blocking.as_fd(), PollFlags::POLLIN)];
                 match poll(&mut fds, timeout) {
                     Ok(0) => return Ok(None),
-                    Ok(_) | Err(nix::errno::Errno::EINTR) => {}
+                    Ok(_) => {}
+                    Err(nix::errno::Errno::EINTR) => continue,
                     Err(e) => return Err(e.into()),
                 }
-                match (&self.1).read(buf) {
+                match (&self.blocking).read(buf) {
                     Ok(n) => return Ok(Some(n)),
                     Err(e)
                         if matches!(
@@ -143,7 +153,7 @@ mod imp {
         /// block". A signal that came in since is kept.
         fn drained(&self) {
             let _ = self
-                .0
+                .pty
                 .try_io(|| Err::<(), _>(io::ErrorKind::WouldBlock.into()));
         }
     }

@@ -67,15 +67,15 @@ impl Shared {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Appends output and tells the viewer.
-    fn push(&self, data: &[u8]) {
-        self.lock().replay.push(data);
-        self.tell();
+    /// Appends output; returns where the output now ends.
+    fn push(&self, data: &[u8]) -> u64 {
+        let mut st = self.lock();
+        st.replay.push(data);
+        st.replay.end()
     }
 
-    /// Tells the viewer how far the output goes.
-    fn tell(&self) {
-        let end = self.lock().replay.end();
+    /// Tells the viewer the output goes up to `end`.
+    fn tell(&self, end: u64) {
         self.progress.send_modify(|p| p.end = end);
     }
 }
@@ -124,7 +124,7 @@ async fn read_output(shared: Arc<Shared>, mut reader: PtyReader) {
             Ok(0) | Err(_) => break,
             Ok(n) => n,
         };
-        shared.push(&buf[..n]);
+        shared.tell(shared.push(&buf[..n]));
         #[cfg(unix)]
         {
             gathered = if n < BULK_READ { 0 } else { gathered + n };
@@ -158,35 +158,38 @@ async fn read_output(shared: Arc<Shared>, mut reader: PtyReader) {
 /// does not wait for a viewer that is gone.
 #[cfg(unix)]
 fn read_bulk(shared: &Shared, reader: &PtyReader, buf: &mut [u8]) -> bool {
-    let mut pending = 0;
-    let tell = |pending: &mut usize| {
-        if *pending > 0 {
-            *pending = 0;
-            shared.tell();
+    // Where the output ends, and where the viewer was last told it ends
+    // (the runtime told it all before handing over).
+    let mut end = shared.lock().replay.end();
+    let mut told = end;
+    let tell = |told: &mut u64, end: u64| {
+        if end > *told {
+            *told = end;
+            shared.tell(end);
         }
     };
     loop {
         let want = shared.lock().room(buf.len());
         if want == 0 {
-            tell(&mut pending);
+            tell(&mut told, end);
             return true;
         }
-        let wait = if pending > 0 { TELL_AFTER } else { QUIET };
-        match reader.read_blocking(&mut buf[..want], wait) {
-            Ok(None) if pending > 0 => tell(&mut pending),
+        let untold = end > told;
+        match reader.read_blocking(&mut buf[..want], if untold { TELL_AFTER } else { QUIET }) {
+            Ok(None) if untold => tell(&mut told, end),
             Ok(None) => return true,
             Ok(Some(0)) | Err(_) => {
-                tell(&mut pending);
+                tell(&mut told, end);
                 return false;
             }
             Ok(Some(n)) => {
-                shared.lock().replay.push(&buf[..n]);
-                pending += n;
-                if pending >= TELL_EVERY || n < BULK_READ {
-                    tell(&mut pending);
-                }
+                end = shared.push(&buf[..n]);
                 if n < BULK_READ {
+                    tell(&mut told, end);
                     return true;
+                }
+                if end - told >= TELL_EVERY as u64 {
+                    tell(&mut told, end);
                 }
             }
         }
