@@ -154,6 +154,11 @@ async fn pump(
     attachment.mark_sent(from);
     let mut pending_input: Option<Vec<u8>> = None;
     let mut exited_at: Option<Instant> = None;
+    // Made once, not per turn of the loop: each of these registers with
+    // its token when polled and unregisters when dropped, two lock round
+    // trips apiece on every keystroke and every echo otherwise.
+    let mut stopping = std::pin::pin!(shutdown.cancelled());
+    let mut taken = std::pin::pin!(taken_over.cancelled());
 
     let result = loop {
         let p = *attachment.progress().borrow_and_update();
@@ -169,11 +174,11 @@ async fn pump(
         }
         tokio::select! {
             biased;
-            () = shutdown.cancelled() => {
+            () = stopping.as_mut() => {
                 let _ = tx.try_send(close(&id, "the agent is stopping", None));
                 break Ok(());
             }
-            () = taken_over.cancelled() => break Ok(()),
+            () = taken.as_mut() => break Ok(()),
             // Keystrokes go straight to the PTY (non-blocking); while its
             // input queue is full, output keeps flowing the other way.
             written = session.write(pending_input.as_deref().unwrap_or_default()), if pending_input.is_some() => match written {
