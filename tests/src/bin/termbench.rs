@@ -67,6 +67,10 @@ enum Cmd {
     LegEcho {
         #[arg(long)]
         connect: Option<std::net::SocketAddr>,
+        /// stdin is a terminal: put it in raw mode (as `ssh -t` does to
+        /// the terminal it runs in), then write one `R` to say so.
+        #[arg(long)]
+        raw: bool,
     },
 }
 
@@ -156,11 +160,21 @@ struct FanoutArgs {
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    if let Cmd::LegEcho { connect } = args.cmd {
+    if let Cmd::LegEcho { connect, raw } = args.cmd {
         let echoed = match connect {
             Some(addr) => std::net::TcpStream::connect(addr).and_then(|s| {
                 s.set_nodelay(true)?;
                 echo_back(s.try_clone()?, s)
+            }),
+            None if raw => raw_terminal().and_then(|()| {
+                let mut out = std::io::stdout().lock();
+                std::io::Write::write_all(&mut out, b"R")?;
+                std::io::Write::flush(&mut out)?;
+                // A PTY's far end reads EIO, not EOF, once the master closes.
+                match echo_back(std::io::stdin().lock(), out) {
+                    Err(e) if e.raw_os_error() == Some(nix::libc::EIO) => Ok(()),
+                    other => other,
+                }
             }),
             None => echo_back(std::io::stdin().lock(), std::io::stdout().lock()),
         };
@@ -642,16 +656,25 @@ async fn echo(term: &mut Term, n: usize, out: &mut Vec<f64>) -> Result<()> {
     Ok(())
 }
 
+/// Round trips of the client leg, in ms, per transport.
+struct ClientLeg {
+    tcp: Vec<f64>,
+    pipe: Vec<f64>,
+    pty: Vec<f64>,
+}
+
 /// The one leg the two paths do not share. The relay's client reaches the
 /// control plane over loopback TCP, as a browser's WebSocket does; the
 /// OpenSSH client is driven through a pipe pair. This times `n` 1-byte
 /// round trips to an echoing process (this binary's `leg-echo`) over each
-/// (TCP_NODELAY on both ends), alternating, so the difference can be read
-/// next to the echo results. Returns (TCP, pipe) in ms.
+/// (TCP_NODELAY on both ends), in turn, so the difference can be read next
+/// to the echo results. For scale it also times a PTY in raw mode, which
+/// is how a terminal emulator reaches `ssh` outside this benchmark.
 // A process at the far end, as `ssh` and the control plane are.
 #[allow(clippy::disallowed_methods)]
-fn client_leg(n: usize) -> Result<(Vec<f64>, Vec<f64>)> {
+fn client_leg(n: usize) -> Result<ClientLeg> {
     use std::io::{Read, Write};
+    use std::os::unix::fs::OpenOptionsExt;
     fn round_trip(w: &mut impl Write, r: &mut impl Read) -> Result<f64> {
         let mut b = [b'a'];
         let t0 = Instant::now();
@@ -678,19 +701,55 @@ fn client_leg(n: usize) -> Result<(Vec<f64>, Vec<f64>)> {
     else {
         bail!("the pipe echo has no pipes");
     };
-    let mut measure = || -> Result<(Vec<f64>, Vec<f64>)> {
-        let (mut over_tcp, mut over_pipe) = (Vec::with_capacity(n), Vec::with_capacity(n));
+    // Both ends close-on-exec, so no other child holds the master open
+    // (its echo ends when the master closes).
+    use nix::fcntl::OFlag;
+    let mut master = nix::pty::posix_openpt(OFlag::O_RDWR | OFlag::O_NOCTTY | OFlag::O_CLOEXEC)
+        .and_then(|m| {
+            nix::pty::grantpt(&m)?;
+            nix::pty::unlockpt(&m)?;
+            Ok(m)
+        })
+        .context("opening a PTY")?;
+    let slave = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .custom_flags(libc::O_NOCTTY)
+        .open(nix::pty::ptsname_r(&master)?)
+        .context("opening the PTY's far end")?;
+    let mut pty_echo = std::process::Command::new(&me)
+        .args(["leg-echo", "--raw"])
+        .stdin(Stdio::from(slave.try_clone()?))
+        .stdout(Stdio::from(slave))
+        .spawn()
+        .context("starting the PTY echo")?;
+    let mut ready = [0u8];
+    master
+        .read_exact(&mut ready)
+        .context("waiting for the PTY echo")?;
+    if ready != *b"R" {
+        bail!("the PTY echo did not start in raw mode");
+    }
+    let mut measure = || -> Result<ClientLeg> {
+        let mut leg = ClientLeg {
+            tcp: Vec::with_capacity(n),
+            pipe: Vec::with_capacity(n),
+            pty: Vec::with_capacity(n),
+        };
         for _ in 0..n {
-            over_tcp.push(round_trip(&mut &tcp, &mut &tcp)?);
-            over_pipe.push(round_trip(&mut to_echo, &mut from_echo)?);
+            leg.tcp.push(round_trip(&mut &tcp, &mut &tcp)?);
+            leg.pipe.push(round_trip(&mut to_echo, &mut from_echo)?);
+            leg.pty.push(round_trip(&mut &master, &mut &master)?);
         }
-        Ok((over_tcp, over_pipe))
+        Ok(leg)
     };
     let measured = measure();
-    // End of input ends both echoes.
+    // End of input ends the echoes: EOF on TCP and the pipe; the PTY's
+    // echo reads EIO once its master is closed.
     let _ = tcp.shutdown(std::net::Shutdown::Write);
     drop(to_echo);
-    let ended = [tcp_echo.wait(), pipe_echo.wait()];
+    drop(master);
+    let ended = [tcp_echo.wait(), pipe_echo.wait(), pty_echo.wait()];
     let measured = measured?;
     for status in ended {
         if !status?.success() {
@@ -729,6 +788,17 @@ fn accept_from(
 }
 
 /// Copies bytes from `r` to `w` one read at a time until `r` ends.
+/// Raw mode on the terminal at stdin: no line editing, echo or output
+/// processing.
+fn raw_terminal() -> std::io::Result<()> {
+    use nix::sys::termios::{SetArg, cfmakeraw, tcgetattr, tcsetattr};
+    let stdin = std::io::stdin();
+    let mut t = tcgetattr(&stdin)?;
+    cfmakeraw(&mut t);
+    tcsetattr(&stdin, SetArg::TCSANOW, &t)?;
+    Ok(())
+}
+
 fn echo_back(mut r: impl std::io::Read, mut w: impl std::io::Write) -> std::io::Result<()> {
     let mut b = [0u8; 64];
     loop {
@@ -973,8 +1043,8 @@ async fn terminal(args: TerminalArgs) -> Result<Value> {
     relay.close().await;
     ssh.close().await;
 
-    log("client leg: loopback TCP next to a pipe");
-    let (leg_tcp, leg_pipe) = tokio::task::spawn_blocking(move || client_leg(args.leg_round_trips))
+    log("client leg: loopback TCP next to a pipe (and a PTY, for scale)");
+    let leg = tokio::task::spawn_blocking(move || client_leg(args.leg_round_trips))
         .await
         .context("the client-leg measurement")??;
 
@@ -1007,7 +1077,7 @@ async fn terminal(args: TerminalArgs) -> Result<Value> {
         "echo": { "relay": latency_json(lat_relay), "ssh": latency_json(lat_ssh) },
         "enter": { "relay": latency_json(enter_relay), "ssh": latency_json(enter_ssh) },
         "enter_trace_us_bytes": trace,
-        "client_leg": { "tcp": latency_json(leg_tcp), "pipe": latency_json(leg_pipe) },
+        "client_leg": { "tcp": latency_json(leg.tcp), "pipe": latency_json(leg.pipe), "pty": latency_json(leg.pty) },
         "bulk": {
             "relay": bulk_json(&b_relay, file_bytes, expected),
             "ssh": bulk_json(&b_ssh, file_bytes, expected),
