@@ -30,12 +30,32 @@ pub fn bin(name: &str) -> PathBuf {
     path
 }
 
-/// A port that was free a moment ago.
+/// A port on 127.0.0.1 that was free a moment ago, below the kernel's
+/// ephemeral range (32768–60999 by default). A port the kernel handed out
+/// for `127.0.0.1:0` and that is free again can become the local end of
+/// any outgoing connection on the machine before the control plane binds
+/// it (seen in CI: "Address already in use"); ports below that range are
+/// only ever taken by a listener. They are tried in turn from a random
+/// start, so the tests of one process never pick the same one.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .unwrap_or(0)
+    use std::sync::atomic::{AtomicU32, Ordering};
+    const LOW: u16 = 20_000;
+    const SPAN: u32 = 12_000;
+    static NEXT: AtomicU32 = AtomicU32::new(u32::MAX);
+    let _ = NEXT.compare_exchange(
+        u32::MAX,
+        rand::random_range(0..SPAN),
+        Ordering::Relaxed,
+        Ordering::Relaxed,
+    );
+    for _ in 0..SPAN {
+        let offset = NEXT.fetch_add(1, Ordering::Relaxed) % SPAN;
+        let port = LOW + u16::try_from(offset).unwrap_or(0);
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    0
 }
 
 /// Polls `f` every 100 ms until it returns `Some`, or fails after `timeout`
