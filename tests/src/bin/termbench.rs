@@ -172,7 +172,7 @@ fn main() -> ExitCode {
                 std::io::Write::flush(&mut out)?;
                 // A PTY's far end reads EIO, not EOF, once the master closes.
                 match echo_back(std::io::stdin().lock(), out) {
-                    Err(e) if e.raw_os_error() == Some(nix::libc::EIO) => Ok(()),
+                    Err(e) if e.raw_os_error() == Some(libc::EIO) => Ok(()),
                     other => other,
                 }
             }),
@@ -673,6 +673,7 @@ struct ClientLeg {
 // A process at the far end, as `ssh` and the control plane are.
 #[allow(clippy::disallowed_methods)]
 fn client_leg(n: usize) -> Result<ClientLeg> {
+    use nix::fcntl::OFlag;
     use std::io::{Read, Write};
     use std::os::unix::fs::OpenOptionsExt;
     fn round_trip(w: &mut impl Write, r: &mut impl Read) -> Result<f64> {
@@ -703,7 +704,6 @@ fn client_leg(n: usize) -> Result<ClientLeg> {
     };
     // Both ends close-on-exec, so no other child holds the master open
     // (its echo ends when the master closes).
-    use nix::fcntl::OFlag;
     let mut master = nix::pty::posix_openpt(OFlag::O_RDWR | OFlag::O_NOCTTY | OFlag::O_CLOEXEC)
         .and_then(|m| {
             nix::pty::grantpt(&m)?;
@@ -787,7 +787,6 @@ fn accept_from(
     }
 }
 
-/// Copies bytes from `r` to `w` one read at a time until `r` ends.
 /// Raw mode on the terminal at stdin: no line editing, echo or output
 /// processing.
 fn raw_terminal() -> std::io::Result<()> {
@@ -799,6 +798,7 @@ fn raw_terminal() -> std::io::Result<()> {
     Ok(())
 }
 
+/// Copies bytes from `r` to `w` one read at a time until `r` ends.
 fn echo_back(mut r: impl std::io::Read, mut w: impl std::io::Write) -> std::io::Result<()> {
     let mut b = [0u8; 64];
     loop {
