@@ -35,7 +35,7 @@ pub fn bin(name: &str) -> PathBuf {
 /// for `127.0.0.1:0` and that is free again can become the local end of
 /// any outgoing connection on the machine before the control plane binds
 /// it (seen in CI: "Address already in use"); ports below that range are
-/// only ever taken by a listener. They are tried in turn from a random
+/// taken only by an explicit bind, such as a listener's. They are tried in turn from a random
 /// start, so the tests of one process never pick the same one.
 pub fn free_port() -> u16 {
     use std::sync::atomic::{AtomicU32, Ordering};

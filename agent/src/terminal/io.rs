@@ -55,6 +55,8 @@ mod imp {
         pty: pipe::Receiver,
         /// The same master, for reads on a blocking thread
         /// ([`PtyReader::read_blocking`]), which the reactor does not see.
+        /// A duplicate shares the master's non-blocking flag, so that read
+        /// polls before it reads rather than relying on the read to wait.
         blocking: File,
     }
 
