@@ -17,12 +17,17 @@
 //!    output was stored raw); and compression alone: zstd level 1 (what the
 //!    recorder uses) and gzip's fastest level (what it used before that).
 //!
+//! 3. How often the recorder thread wakes while a session is typed in: one
+//!    1-byte echo every 100 ms (a fast typist) and every 1 ms (about the
+//!    pace of the terminal benchmark's back-to-back echo), 5 s each; counted
+//!    as the thread's voluntary context switches (Linux).
+//!
 //! Two kinds of output: random base64 text in 99-column lines (a `cat` of a
 //! binary blob: the worst case) and `ls -l`-like lines with colour codes.
 //! Deterministic data (a fixed-seed generator), nothing from the network.
 
 use std::io::Write;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
 use sovereign::fleet::AgentId;
@@ -93,6 +98,76 @@ fn main() {
             pct(gn, data.len()),
         );
     }
+    println!();
+    println!("| typing, 1-byte echoes | recorder thread wake-ups per second |");
+    println!("|---|---:|");
+    for (name, every) in [
+        ("one every 100 ms", Duration::from_millis(100)),
+        ("one every 1 ms", Duration::from_millis(1)),
+    ] {
+        println!(
+            "| {name} | {:.1} |",
+            typing_wakes(every, Duration::from_secs(5))
+        );
+    }
+}
+
+/// The recorder thread's wake-ups per second while one echo is recorded
+/// every `every`, for `total`.
+fn typing_wakes(every: Duration, total: Duration) -> f64 {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    rt.block_on(async {
+        let dir = tempfile::tempdir().expect("a temp dir");
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("t.db").display());
+        let store = Store::open(&url).await.expect("the store opens");
+        store
+            .open_terminal_session("typing", &AgentId::new(), "bench", 0, 80, 24)
+            .await
+            .expect("a session row");
+        let rec = Recorder::open(store.clone(), "typing", 80, 24, "bench", u64::MAX, None)
+            .await
+            .expect("the recorder opens");
+        // Past the thread's start and its first naps.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let before = recorder_switches();
+        let mut tick = tokio::time::interval(every);
+        let t = Instant::now();
+        let mut offset = 0;
+        while t.elapsed() < total {
+            tick.tick().await;
+            rec.output(offset, Bytes::from_static(b"a")).await;
+            offset += 1;
+        }
+        let wakes = recorder_switches() - before;
+        let per_s = wakes as f64 / t.elapsed().as_secs_f64();
+        rec.flush().await;
+        per_s
+    })
+}
+
+/// Voluntary context switches of this process's threads named `recorder`
+/// (one exists at a time here); 0 where /proc is not there.
+fn recorder_switches() -> u64 {
+    let tasks = std::fs::read_dir("/proc/self/task").into_iter().flatten();
+    tasks
+        .filter_map(|t| {
+            let dir = t.ok()?.path();
+            let comm = std::fs::read_to_string(dir.join("comm")).ok()?;
+            if comm.trim() != "recorder" {
+                return None;
+            }
+            let status = std::fs::read_to_string(dir.join("status")).ok()?;
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix("voluntary_ctxt_switches:"))?
+                .trim()
+                .parse::<u64>()
+                .ok()
+        })
+        .sum()
 }
 
 struct Recorded {

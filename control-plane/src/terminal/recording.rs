@@ -12,7 +12,7 @@
 //! rhythm however late the recorder gets to it.
 //!
 //! A recorder is a thread of its own at background priority (nice 10 on
-//! Linux), fed through a bounded channel it drains every few milliseconds
+//! Linux), fed through a bounded channel it drains five times a second
 //! (never woken per chunk: the relay cuts a nap short only once output
 //! piles up), so a busy terminal never waits for compression or the
 //! database and recording never takes the CPU from the sessions it
@@ -55,12 +55,13 @@ const EVENT_QUEUE: usize = 256;
 /// benchmark, and without this wake the relay waited for the thread 17–55
 /// times over 15 recorded 100 MiB `cat`s, 0.4–0.6 s in all).
 const WAKE_AT: usize = 32;
-/// The recorder thread's naps between drains of its queue: short while
-/// output flows, longer while the session is quiet.
-const NAPS: Naps = Naps {
-    min: Duration::from_millis(10),
-    max: Duration::from_millis(200),
-};
+/// The recorder thread's nap between drains of its queue. Output that
+/// comes faster than [`WAKE_AT`] events a nap wakes the thread sooner, so
+/// the nap need not shrink while output flows: typing wakes the thread five
+/// times a second, not on every echo (naps that shrank to 10 ms after any
+/// output woke it about 100 times a second in the terminal benchmark's
+/// echo, for every session being typed in).
+const NAP: Duration = Duration::from_millis(200);
 const ZSTD_LEVEL: i32 = 1;
 /// 2^17 = 128 KiB: bounds the compressor's memory per recorded session.
 const ZSTD_WINDOW_LOG: u32 = 17;
@@ -99,12 +100,6 @@ pub enum RecorderError {
     Store(#[from] StoreError),
     #[error("cannot start the recorder: {0}")]
     Start(std::io::Error),
-}
-
-#[derive(Clone, Copy)]
-struct Naps {
-    min: Duration,
-    max: Duration,
 }
 
 /// The relay's handle on a session's recorder.
@@ -152,7 +147,7 @@ impl Recorder {
         let state = store.recording_state(session_id).await?;
         let enc = Encoder::new(session_id, &state, cols, rows, title, cap)
             .map_err(RecorderError::Start)?;
-        let (recorder, mut parts) = start(enc, NAPS).map_err(RecorderError::Start)?;
+        let (recorder, mut parts) = start(enc, NAP).map_err(RecorderError::Start)?;
         let session_id = session_id.to_owned();
         tokio::spawn(async move {
             let _turn = turn;
@@ -222,13 +217,13 @@ impl Recorder {
 
 /// Starts a recorder thread on `enc`: the relay's handle, and the parts the
 /// thread produces for storing.
-fn start(enc: Encoder, naps: Naps) -> std::io::Result<(Recorder, mpsc::Receiver<Produced>)> {
+fn start(enc: Encoder, nap: Duration) -> std::io::Result<(Recorder, mpsc::Receiver<Produced>)> {
     let recorded_upto = enc.recorded_upto;
     let (tx, rx) = mpsc::channel::<Event>(EVENT_QUEUE);
     let (produced, parts) = mpsc::channel::<Produced>(PRODUCED_QUEUE);
     let handle = std::thread::Builder::new()
         .name("recorder".into())
-        .spawn(move || record(enc, rx, produced, naps))?;
+        .spawn(move || record(enc, rx, produced, nap))?;
     let recorder = Recorder {
         tx,
         recorded_upto,
@@ -237,39 +232,29 @@ fn start(enc: Encoder, naps: Naps) -> std::io::Result<(Recorder, mpsc::Receiver<
     Ok((recorder, parts))
 }
 
-/// The recorder thread. Its queue is drained after short naps rather than
-/// on a wake-up per chunk, so an echo never pays for waking it; naps grow
-/// while the session is quiet, and the relay cuts one short when output
-/// piles up, a flush is asked for, or the session is over.
+/// The recorder thread. Its queue is drained after each `nap` rather than
+/// on a wake-up per chunk, so an echo never pays for waking it; the relay
+/// cuts a nap short when output piles up, a flush is asked for, or the
+/// session is over.
 fn record(
     mut enc: Encoder,
     mut rx: mpsc::Receiver<Event>,
     produced: mpsc::Sender<Produced>,
-    naps: Naps,
+    nap: Duration,
 ) {
     background_priority();
     // Hands a part (if any) to the storing task; false once that task is gone.
     let hand_over = |p: Option<Produced>| p.is_none_or(|p| produced.blocking_send(p).is_ok());
-    let mut nap = naps.min;
     loop {
         match rx.try_recv() {
-            Ok(Event::Output(offset, data, at)) => {
-                enc.output(offset, &data, at);
-                nap = naps.min;
-            }
-            Ok(Event::Resize(c, r, at)) => {
-                enc.resize(c, r, at);
-                nap = naps.min;
-            }
+            Ok(Event::Output(offset, data, at)) => enc.output(offset, &data, at),
+            Ok(Event::Resize(c, r, at)) => enc.resize(c, r, at),
             Ok(Event::Flush(done)) => {
                 if !(hand_over(enc.part()) && hand_over(Some(Produced::Flushed(done)))) {
                     return;
                 }
             }
-            Err(mpsc::error::TryRecvError::Empty) => {
-                std::thread::park_timeout(nap);
-                nap = (nap * 2).min(naps.max);
-            }
+            Err(mpsc::error::TryRecvError::Empty) => std::thread::park_timeout(nap),
             Err(mpsc::error::TryRecvError::Disconnected) => break,
         }
         if enc.due() && !hand_over(enc.part()) {
@@ -833,14 +818,7 @@ mod tests {
         };
         let enc = Encoder::new("s5", &state, 80, 24, "x", 1 << 20).unwrap();
         let hour = Duration::from_secs(3600);
-        let (r, mut parts) = start(
-            enc,
-            Naps {
-                min: hour,
-                max: hour,
-            },
-        )
-        .unwrap();
+        let (r, mut parts) = start(enc, hour).unwrap();
         // The storing task's part: keep the parts, acknowledge flushes.
         let stored = tokio::spawn(async move {
             let mut stored = Vec::new();
