@@ -246,7 +246,11 @@ from run to run.)
 - **OpenSSH**: Debian's $SSH_VERSION, its own \`sshd\` on 127.0.0.1 (temp host key and
   config, \`UsePAM no\`, key-only root login), client
   \`ssh -tt -p PORT -i KEY -e none -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null root@127.0.0.1\`
-  with piped stdin/stdout (default cipher, no compression).
+  with piped stdin/stdout (default cipher, no compression). For context
+  only (no verdict rests on it), the echo also runs a third path: the same
+  \`ssh\` with a PTY's far end as its stdin, stdout and stderr, the way a
+  terminal emulator runs it (\`ssh\` puts that PTY in raw mode), the
+  client on the PTY's master; in turn with the other two.
 - Echo: $BENCH_KEYSTROKES keystrokes per path after 50 unmeasured, one at
   a time: \`a\` and DEL alternately, each timed from the write until its
   whole echo (\`a\`, or BS SP BS) has arrived.
@@ -264,6 +268,7 @@ from run to run.)
 |---|---:|---:|
 | echo p50 | $(ms .echo.relay.p50_ms) ms | $(ms .echo.ssh.p50_ms) ms |
 | **echo p99** | **$(ms .echo.relay.p99_ms) ms** | **$(ms .echo.ssh.p99_ms) ms** |
+| for context: echo p50 / p99 of OpenSSH with its client in a PTY, as a terminal emulator runs it (the third path, in turn with these two); the relay's p99 against it | $(calc "%.2f" "$R_P99 / $(j .echo.ssh_pty.p99_ms "$T")") × | $(ms .echo.ssh_pty.p50_ms) / $(ms .echo.ssh_pty.p99_ms) ms |
 | for scale: the one leg the paths do not share — the client to the relay over loopback TCP (as a browser's WebSocket), to \`ssh\` over a pipe pair — as a 1-byte round trip from the client to an echoing process (\`sovereign-termbench leg-echo\`), p50 / p99 ($(j .client_leg.tcp.n "$T") each, in turn); and, not used by either path here, a PTY in raw mode, which is how a terminal emulator reaches \`ssh\` outside this benchmark | TCP: $(us .client_leg.tcp.p50_ms) / $(us .client_leg.tcp.p99_ms) µs | pipe: $(us .client_leg.pipe.p50_ms) / $(us .client_leg.pipe.p99_ms) µs; PTY: $(us .client_leg.pty.p50_ms) / $(us .client_leg.pty.p99_ms) µs |
 | echo p90 / mean / max | $(ms .echo.relay.p90_ms) / $(ms .echo.relay.mean_ms) / $(ms .echo.relay.max_ms) ms | $(ms .echo.ssh.p90_ms) / $(ms .echo.ssh.mean_ms) / $(ms .echo.ssh.max_ms) ms |
 | Enter on an empty line → whole next prompt, p50 / p99 / max ($(j .enter.relay.n "$T") each) | $(ms .enter.relay.p50_ms) / $(ms .enter.relay.p99_ms) / $(ms .enter.relay.max_ms) ms | $(ms .enter.ssh.p50_ms) / $(ms .enter.ssh.p99_ms) / $(ms .enter.ssh.max_ms) ms |

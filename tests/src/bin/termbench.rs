@@ -239,6 +239,16 @@ enum Term {
         n: usize,
         frames: u64,
     },
+    /// The same `ssh`, its stdin, stdout and stderr a PTY's far end, as a
+    /// terminal emulator runs it; this client holds the PTY's master.
+    SshPty {
+        child: Box<Child>,
+        input: tokio::net::unix::pipe::Sender,
+        output: tokio::net::unix::pipe::Receiver,
+        buf: Vec<u8>,
+        n: usize,
+        frames: u64,
+    },
 }
 
 /// What it takes to open either kind.
@@ -360,12 +370,83 @@ impl Paths {
         })
     }
 
+    async fn ssh(&self) -> Result<Term> {
+        let mut child = self
+            .ssh_command()
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .context("cannot start ssh")?;
+        let stdin = child.stdin.take().ok_or_else(|| anyhow!("no ssh stdin"))?;
+        let stdout = child
+            .stdout
+            .take()
+            .ok_or_else(|| anyhow!("no ssh stdout"))?;
+        Ok(Term::Ssh {
+            child: Box::new(child),
+            stdin,
+            stdout,
+            buf: vec![0; 64 * 1024],
+            n: 0,
+            frames: 0,
+        })
+    }
+
+    /// `ssh` in a PTY, as a terminal emulator runs it: ready once `ssh` has
+    /// put its terminal in raw mode (no local echo or line editing), as it
+    /// does when it asks the server for a PTY.
+    async fn ssh_pty(&self) -> Result<Term> {
+        use nix::fcntl::{FcntlArg, FdFlag, OFlag, fcntl};
+        use nix::sys::termios::{LocalFlags, tcgetattr};
+        use std::os::fd::AsRawFd;
+        use tokio::net::unix::pipe;
+        let pty = nix::pty::openpty(None, None).context("opening a PTY for ssh")?;
+        let (master, slave) = (
+            std::fs::File::from(pty.master),
+            std::fs::File::from(pty.slave),
+        );
+        // Close-on-exec, so only `ssh` holds the far end (this client reads
+        // EIO when `ssh` ends); the master is non-blocking for the reactor,
+        // which takes it like a pipe's end.
+        for f in [&master, &slave] {
+            fcntl(f.as_raw_fd(), FcntlArg::F_SETFD(FdFlag::FD_CLOEXEC))?;
+        }
+        fcntl(master.as_raw_fd(), FcntlArg::F_SETFL(OFlag::O_NONBLOCK))?;
+        let child = self
+            .ssh_command()
+            .stdin(Stdio::from(slave.try_clone()?))
+            .stdout(Stdio::from(slave.try_clone()?))
+            .stderr(Stdio::from(slave.try_clone()?))
+            .spawn()
+            .context("cannot start ssh in a PTY")?;
+        let deadline = Instant::now() + STEP_TIMEOUT;
+        while tcgetattr(&slave)?
+            .local_flags
+            .intersects(LocalFlags::ECHO | LocalFlags::ICANON)
+        {
+            if Instant::now() >= deadline {
+                bail!("ssh did not put its PTY in raw mode within {STEP_TIMEOUT:?}");
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        drop(slave);
+        Ok(Term::SshPty {
+            child: Box::new(child),
+            input: pipe::Sender::from_file_unchecked(master.try_clone()?)?,
+            output: pipe::Receiver::from_file_unchecked(master)?,
+            buf: vec![0; 64 * 1024],
+            n: 0,
+            frames: 0,
+        })
+    }
+
     // The benchmark's whole point is to run OpenSSH's client next to the relay.
     #[allow(clippy::disallowed_methods)]
-    async fn ssh(&self) -> Result<Term> {
+    fn ssh_command(&self) -> Command {
         let a = &self.args;
-        let mut child = Command::new("ssh")
-            .arg("-tt")
+        let mut ssh = Command::new("ssh");
+        ssh.arg("-tt")
             .args(["-p", &a.ssh_port.to_string()])
             .arg("-i")
             .arg(&a.ssh_key)
@@ -385,25 +466,8 @@ impl Paths {
             ])
             .arg(format!("{}@127.0.0.1", a.ssh_user))
             .env("TERM", "xterm-256color")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .kill_on_drop(true)
-            .spawn()
-            .context("cannot start ssh")?;
-        let stdin = child.stdin.take().ok_or_else(|| anyhow!("no ssh stdin"))?;
-        let stdout = child
-            .stdout
-            .take()
-            .ok_or_else(|| anyhow!("no ssh stdout"))?;
-        Ok(Term::Ssh {
-            child: Box::new(child),
-            stdin,
-            stdout,
-            buf: vec![0; 64 * 1024],
-            n: 0,
-            frames: 0,
-        })
+            .kill_on_drop(true);
+        ssh
     }
 }
 
@@ -415,6 +479,7 @@ impl Term {
                 stdin.write_all(data).await?;
                 stdin.flush().await?;
             }
+            Term::SshPty { input, .. } => input.write_all(data).await?,
         }
         Ok(())
     }
@@ -471,6 +536,21 @@ impl Term {
                 *frames += 1;
                 Ok(&buf[..*n])
             }
+            Term::SshPty {
+                output,
+                buf,
+                n,
+                frames,
+                ..
+            } => {
+                // EIO, or 0: `ssh`, the far end's last holder, has ended.
+                *n = output.read(buf).await.unwrap_or(0);
+                if *n == 0 {
+                    bail!("ssh closed its terminal");
+                }
+                *frames += 1;
+                Ok(&buf[..*n])
+            }
         }
     }
 
@@ -478,19 +558,22 @@ impl Term {
         match self {
             Term::Relay { .. } => "relay",
             Term::Ssh { .. } => "ssh",
+            Term::SshPty { .. } => "ssh in a PTY",
         }
     }
 
     fn frames(&self) -> u64 {
         match self {
-            Term::Relay { frames, .. } | Term::Ssh { frames, .. } => *frames,
+            Term::Relay { frames, .. } | Term::Ssh { frames, .. } | Term::SshPty { frames, .. } => {
+                *frames
+            }
         }
     }
 
     fn client_pid(&self) -> Option<u32> {
         match self {
             Term::Relay { .. } => None,
-            Term::Ssh { child, .. } => child.id(),
+            Term::Ssh { child, .. } | Term::SshPty { child, .. } => child.id(),
         }
     }
 
@@ -525,7 +608,7 @@ impl Term {
             while self.recv().await.is_ok() {}
         })
         .await;
-        if let Term::Ssh { mut child, .. } = self {
+        if let Term::Ssh { mut child, .. } | Term::SshPty { mut child, .. } = self {
             let _ = child.kill().await;
         }
     }
@@ -1014,17 +1097,23 @@ async fn terminal(args: TerminalArgs) -> Result<Value> {
     let relay_prompt = relay.settle(next_tag()).await?;
     let mut ssh = paths.ssh().await?;
     let ssh_prompt = ssh.settle(next_tag()).await?;
-    let (mut lat_relay, mut lat_ssh) = (Vec::new(), Vec::new());
+    // Context, not a verdict: `ssh` as a terminal emulator runs it.
+    let mut ssh_pty = paths.ssh_pty().await?;
+    ssh_pty.settle(next_tag()).await?;
+    let (mut lat_relay, mut lat_ssh, mut lat_ssh_pty) = (Vec::new(), Vec::new(), Vec::new());
     let mut scratch = Vec::new();
     echo(&mut relay, args.warmup, &mut scratch).await?;
     echo(&mut ssh, args.warmup, &mut scratch).await?;
+    echo(&mut ssh_pty, args.warmup, &mut scratch).await?;
     let mut done = 0;
     while done < args.keystrokes {
         let n = args.block.min(args.keystrokes - done);
         echo(&mut relay, n, &mut lat_relay).await?;
         echo(&mut ssh, n, &mut lat_ssh).await?;
+        echo(&mut ssh_pty, n, &mut lat_ssh_pty).await?;
         done += n;
     }
+    ssh_pty.close().await;
     log("Enter to the next prompt");
     let (mut enter_relay, mut enter_ssh) = (Vec::new(), Vec::new());
     enter(&mut relay, &relay_prompt, 10, &mut scratch).await?;
@@ -1074,7 +1163,7 @@ async fn terminal(args: TerminalArgs) -> Result<Value> {
         "agent": paths.agent,
         "file_bytes": file_bytes,
         "expected_bytes": expected,
-        "echo": { "relay": latency_json(lat_relay), "ssh": latency_json(lat_ssh) },
+        "echo": { "relay": latency_json(lat_relay), "ssh": latency_json(lat_ssh), "ssh_pty": latency_json(lat_ssh_pty) },
         "enter": { "relay": latency_json(enter_relay), "ssh": latency_json(enter_ssh) },
         "enter_trace_us_bytes": trace,
         "client_leg": { "tcp": latency_json(leg.tcp), "pipe": latency_json(leg.pipe), "pty": latency_json(leg.pty) },
