@@ -29,7 +29,7 @@ if ! perf stat -e task-clock true >/dev/null 2>&1; then
 fi
 
 log "starting scripts/bench-terminal.sh with 20000 keystrokes (its report is not used)"
-BENCH_KEYSTROKES=20000 BENCH_BULK_MB=10 BENCH_BULK_ROUNDS=1 BENCH_EXEC_AGENTS=10 BENCH_EXEC_ROUNDS=1 \
+BENCH_KEYSTROKES=20000 BENCH_BULK_MB=10 BENCH_BULK_ROUNDS=1 BENCH_EXEC_AGENTS=10 BENCH_EXEC_ROUNDS=1 BENCH_SSH_PTY=false \
     BENCH_OUT=- "$ROOT/scripts/bench-terminal.sh" >/dev/null 2>"$WORK/bench.err" &
 BENCH_PID=$!
 until grep -q 'keystroke echo' "$WORK/bench.err" 2>/dev/null; do

@@ -93,7 +93,7 @@ for n in "${RUNS[@]}"; do
     log "bench-terminal.sh with $keys echo keystrokes and a $mb MiB cat, the relay's processes under callgrind"
     mkdir -p "$WORK/$n"
     OUT="$WORK/$n" BENCH_SKIP_BUILD=1 BENCH_BIN_DIR="$WORK/bin" BENCH_AGENT_BIN="$WORK/bin/sovereign-agent" \
-        BENCH_KEYSTROKES="$keys" BENCH_BULK_MB="$mb" BENCH_BULK_ROUNDS=1 BENCH_EXEC_AGENTS=5 BENCH_EXEC_ROUNDS=1 \
+        BENCH_KEYSTROKES="$keys" BENCH_BULK_MB="$mb" BENCH_BULK_ROUNDS=1 BENCH_EXEC_AGENTS=5 BENCH_EXEC_ROUNDS=1 BENCH_SSH_PTY=false \
         BENCH_OUT=- BENCH_WAIT_FOR= "$ROOT/scripts/bench-terminal.sh" >"$WORK/$n/report" 2>"$WORK/$n/err" ||
         die "bench-terminal.sh failed: $(tail -5 "$WORK/$n/err")"
     [[ -s $WORK/$n/cp.out && -s $WORK/$n/agent.out ]] || die "no callgrind profile in $WORK/$n"

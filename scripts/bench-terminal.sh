@@ -24,6 +24,7 @@ export LC_ALL=C
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 : "${BENCH_KEYSTROKES:=5000}"     # measured keystrokes per path (p99 = the 50th slowest)
 : "${BENCH_BLOCK:=2}"             # keystrokes per block; blocks alternate between the paths
+: "${BENCH_SSH_PTY:=true}"         # also time echo through ssh in a PTY (context; false for the diagnostics)
 : "${BENCH_BULK_MB:=100}"         # size of the file both shells cat, MiB
 : "${BENCH_BULK_ROUNDS:=15}"      # bulk rounds per path (fresh session each); a round
                                   # varies by up to a fifth on a shared VM, and a median
@@ -133,7 +134,7 @@ log "measuring: $BENCH_KEYSTROKES keystrokes and $BENCH_BULK_ROUNDS × cat ${BEN
 SOVEREIGN_ADMIN_PASSWORD=$CP_PASSWORD "$RELEASE/sovereign-termbench" terminal --api "$CP_API" \
     --ssh-port "$SSH_PORT" --ssh-key "$WORK/ssh/client_key" --file "$WORK/bulk.txt" \
     --keystrokes "$BENCH_KEYSTROKES" --block "$BENCH_BLOCK" --bulk-rounds "$BENCH_BULK_ROUNDS" \
-    --relay-pids "$CP_PID,$AGENT_PID" --sshd-pid "$SSHD_PID" --clk-tck "$(getconf CLK_TCK)" \
+    --relay-pids "$CP_PID,$AGENT_PID" --sshd-pid "$SSHD_PID" --clk-tck "$(getconf CLK_TCK)" --ssh-pty "$BENCH_SSH_PTY" \
     >"$WORK/terminal.json" 2> >(tee "$WORK/termbench.err" >&2) || die "the terminal measurement failed"
 T=$WORK/terminal.json
 log "the PTY alone: script(1) cats the same file on a local PTY, $BENCH_BULK_ROUNDS rounds"
@@ -193,6 +194,11 @@ ms() { calc "%.2f" "$(j "$1" "$T")"; }
 us() { calc "%.0f" "$(j "$1" "$T") * 1000"; }
 R_P50=$(j .echo.relay.p50_ms "$T"); S_P50=$(j .echo.ssh.p50_ms "$T")
 R_P99=$(j .echo.relay.p99_ms "$T"); S_P99=$(j .echo.ssh.p99_ms "$T")
+PTY_PATH_ROW=""
+if [[ $(j .echo.ssh_pty "$T") != null ]]; then
+    PTY_PATH_ROW="| for context: echo p50 / p99 of OpenSSH with its client in a PTY, as a terminal emulator runs it (the third path, in turn with these two); the relay's p99 against it | $(calc "%.2f" "$R_P99 / $(j .echo.ssh_pty.p99_ms "$T")") × | $(ms .echo.ssh_pty.p50_ms) / $(ms .echo.ssh_pty.p99_ms) ms |
+"
+fi
 R_MBS=$(j .bulk.relay.median_mib_per_s "$T"); S_MBS=$(j .bulk.ssh.median_mib_per_s "$T")
 F_MED=$(j .median_s "$F"); F_MAX=$(j .max_s "$F")
 rounds() { # rounds PATH -> "12.3 s, 11.9 s, ..."
@@ -212,7 +218,7 @@ SECTION=$(cat <<EOF
 Reproduce with \`$COMMAND\` from the repository root (it builds the
 binaries, starts everything on 127.0.0.1 with temp dirs, stops it all with
 a trap, and rewrites only this section). Settings of this run:
-\`BENCH_KEYSTROKES=$BENCH_KEYSTROKES BENCH_BLOCK=$BENCH_BLOCK BENCH_BULK_MB=$BENCH_BULK_MB BENCH_BULK_ROUNDS=$BENCH_BULK_ROUNDS BENCH_EXEC_AGENTS=$BENCH_EXEC_AGENTS BENCH_EXEC_ROUNDS=$BENCH_EXEC_ROUNDS\`.
+\`BENCH_KEYSTROKES=$BENCH_KEYSTROKES BENCH_BLOCK=$BENCH_BLOCK BENCH_SSH_PTY=$BENCH_SSH_PTY BENCH_BULK_MB=$BENCH_BULK_MB BENCH_BULK_ROUNDS=$BENCH_BULK_ROUNDS BENCH_EXEC_AGENTS=$BENCH_EXEC_AGENTS BENCH_EXEC_ROUNDS=$BENCH_EXEC_ROUNDS\`.
 
 - Date: $DATE; commit $COMMIT; \`sovereign\` and \`sovereign-termbench\` from \`${RELEASE#"$ROOT"/}\`, the agent from \`${BENCH_AGENT_BIN#"$ROOT"/}\` ($(calc "%.2f" "$AGENT_SIZE / 1048576") MiB, what ships)
 - Machine: $MACHINE_CPUS CPUs (\`nproc\`), $MACHINE_MEM GiB RAM, $MACHINE_MODEL, Linux $MACHINE_KERNEL
@@ -268,8 +274,7 @@ from run to run.)
 |---|---:|---:|
 | echo p50 | $(ms .echo.relay.p50_ms) ms | $(ms .echo.ssh.p50_ms) ms |
 | **echo p99** | **$(ms .echo.relay.p99_ms) ms** | **$(ms .echo.ssh.p99_ms) ms** |
-| for context: echo p50 / p99 of OpenSSH with its client in a PTY, as a terminal emulator runs it (the third path, in turn with these two); the relay's p99 against it | $(calc "%.2f" "$R_P99 / $(j .echo.ssh_pty.p99_ms "$T")") × | $(ms .echo.ssh_pty.p50_ms) / $(ms .echo.ssh_pty.p99_ms) ms |
-| for scale: the one leg the paths do not share — the client to the relay over loopback TCP (as a browser's WebSocket), to \`ssh\` over a pipe pair — as a 1-byte round trip from the client to an echoing process (\`sovereign-termbench leg-echo\`), p50 / p99 ($(j .client_leg.tcp.n "$T") each, in turn); and, not used by either path here, a PTY in raw mode, which is how a terminal emulator reaches \`ssh\` outside this benchmark | TCP: $(us .client_leg.tcp.p50_ms) / $(us .client_leg.tcp.p99_ms) µs | pipe: $(us .client_leg.pipe.p50_ms) / $(us .client_leg.pipe.p99_ms) µs; PTY: $(us .client_leg.pty.p50_ms) / $(us .client_leg.pty.p99_ms) µs |
+$PTY_PATH_ROW| for scale: the one leg the paths do not share — the client to the relay over loopback TCP (as a browser's WebSocket), to \`ssh\` over a pipe pair — as a 1-byte round trip from the client to an echoing process (\`sovereign-termbench leg-echo\`), p50 / p99 ($(j .client_leg.tcp.n "$T") each, in turn); and, not used by either path here, a PTY in raw mode, which is how a terminal emulator reaches \`ssh\` outside this benchmark | TCP: $(us .client_leg.tcp.p50_ms) / $(us .client_leg.tcp.p99_ms) µs | pipe: $(us .client_leg.pipe.p50_ms) / $(us .client_leg.pipe.p99_ms) µs; PTY: $(us .client_leg.pty.p50_ms) / $(us .client_leg.pty.p99_ms) µs |
 | echo p90 / mean / max | $(ms .echo.relay.p90_ms) / $(ms .echo.relay.mean_ms) / $(ms .echo.relay.max_ms) ms | $(ms .echo.ssh.p90_ms) / $(ms .echo.ssh.mean_ms) / $(ms .echo.ssh.max_ms) ms |
 | Enter on an empty line → whole next prompt, p50 / p99 / max ($(j .enter.relay.n "$T") each) | $(ms .enter.relay.p50_ms) / $(ms .enter.relay.p99_ms) / $(ms .enter.relay.max_ms) ms | $(ms .enter.ssh.p50_ms) / $(ms .enter.ssh.p99_ms) / $(ms .enter.ssh.max_ms) ms |
 | cat ${BENCH_BULK_MB} MiB, fresh session (each round) | $(rounds .bulk.relay) | $(rounds .bulk.ssh) |

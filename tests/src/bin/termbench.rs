@@ -7,7 +7,8 @@
 //! binary frames = 8-byte big-endian offset + output), and one through
 //! OpenSSH (`ssh -tt` with piped stdin/stdout; the remote side gets a PTY).
 //! It measures keystroke echo latency (one key at a time, each waiting for
-//! its echo) and the time to `cat` a large file, and charges the CPU of the
+//! its echo; for context also through `ssh` in a PTY, as a terminal
+//! emulator runs it) and the time to `cat` a large file, and charges the CPU of the
 //! processes on each path (not the shell or `cat`) to it.
 //!
 //! `fanout` runs a command on every agent of a project through
@@ -115,6 +116,11 @@ struct TerminalArgs {
     /// Unmeasured keystrokes per path first.
     #[arg(long, default_value_t = 50)]
     warmup: usize,
+    /// Also time echo through `ssh` in a PTY, in turn with the other two
+    /// (context, not a verdict). Off for diagnostics that tell the paths'
+    /// processes apart by name (one `ssh` and one `sshd` session).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    ssh_pty: bool,
     /// Bulk rounds per path, each in a fresh session.
     #[arg(long, default_value_t = 3)]
     bulk_rounds: usize,
@@ -1098,22 +1104,34 @@ async fn terminal(args: TerminalArgs) -> Result<Value> {
     let mut ssh = paths.ssh().await?;
     let ssh_prompt = ssh.settle(next_tag()).await?;
     // Context, not a verdict: `ssh` as a terminal emulator runs it.
-    let mut ssh_pty = paths.ssh_pty().await?;
-    ssh_pty.settle(next_tag()).await?;
+    let mut ssh_pty = if args.ssh_pty {
+        Some(paths.ssh_pty().await?)
+    } else {
+        None
+    };
+    if let Some(t) = ssh_pty.as_mut() {
+        t.settle(next_tag()).await?;
+    }
     let (mut lat_relay, mut lat_ssh, mut lat_ssh_pty) = (Vec::new(), Vec::new(), Vec::new());
     let mut scratch = Vec::new();
     echo(&mut relay, args.warmup, &mut scratch).await?;
     echo(&mut ssh, args.warmup, &mut scratch).await?;
-    echo(&mut ssh_pty, args.warmup, &mut scratch).await?;
+    if let Some(t) = ssh_pty.as_mut() {
+        echo(t, args.warmup, &mut scratch).await?;
+    }
     let mut done = 0;
     while done < args.keystrokes {
         let n = args.block.min(args.keystrokes - done);
         echo(&mut relay, n, &mut lat_relay).await?;
         echo(&mut ssh, n, &mut lat_ssh).await?;
-        echo(&mut ssh_pty, n, &mut lat_ssh_pty).await?;
+        if let Some(t) = ssh_pty.as_mut() {
+            echo(t, n, &mut lat_ssh_pty).await?;
+        }
         done += n;
     }
-    ssh_pty.close().await;
+    if let Some(t) = ssh_pty {
+        t.close().await;
+    }
     log("Enter to the next prompt");
     let (mut enter_relay, mut enter_ssh) = (Vec::new(), Vec::new());
     enter(&mut relay, &relay_prompt, 10, &mut scratch).await?;
@@ -1163,7 +1181,7 @@ async fn terminal(args: TerminalArgs) -> Result<Value> {
         "agent": paths.agent,
         "file_bytes": file_bytes,
         "expected_bytes": expected,
-        "echo": { "relay": latency_json(lat_relay), "ssh": latency_json(lat_ssh), "ssh_pty": latency_json(lat_ssh_pty) },
+        "echo": { "relay": latency_json(lat_relay), "ssh": latency_json(lat_ssh), "ssh_pty": (!lat_ssh_pty.is_empty()).then(|| latency_json(lat_ssh_pty)) },
         "enter": { "relay": latency_json(enter_relay), "ssh": latency_json(enter_ssh) },
         "enter_trace_us_bytes": trace,
         "client_leg": { "tcp": latency_json(leg.tcp), "pipe": latency_json(leg.pipe), "pty": latency_json(leg.pty) },
