@@ -115,18 +115,9 @@ fn main() {
 /// The recorder thread's wake-ups per second while one echo is recorded
 /// every `every`, for `total`.
 fn typing_wakes(every: Duration, total: Duration) -> f64 {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("a runtime");
-    rt.block_on(async {
+    runtime().block_on(async {
         let dir = tempfile::tempdir().expect("a temp dir");
-        let url = format!("sqlite://{}?mode=rwc", dir.path().join("t.db").display());
-        let store = Store::open(&url).await.expect("the store opens");
-        store
-            .open_terminal_session("typing", &AgentId::new(), "bench", 0, 80, 24)
-            .await
-            .expect("a session row");
+        let store = store_with_session(&dir, "typing").await;
         let rec = Recorder::open(store.clone(), "typing", 80, 24, "bench", u64::MAX, None)
             .await
             .expect("the recorder opens");
@@ -179,21 +170,12 @@ struct Recorded {
 }
 
 fn record(data: &[u8], in_table: bool) -> Recorded {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("a runtime");
-    rt.block_on(async {
+    runtime().block_on(async {
         let dir = tempfile::tempdir().expect("a temp dir");
-        let url = format!("sqlite://{}?mode=rwc", dir.path().join("b.db").display());
-        let mut store = Store::open(&url).await.expect("the store opens");
+        let mut store = store_with_session(&dir, "bench").await;
         if in_table {
             store = store.with_recordings_in_database();
         }
-        store
-            .open_terminal_session("bench", &AgentId::new(), "bench", 0, 80, 24)
-            .await
-            .expect("a session row");
         let chunks: Vec<Bytes> = data.chunks(CHUNK).map(Bytes::copy_from_slice).collect();
         let rec = Recorder::open(store.clone(), "bench", 80, 24, "bench", u64::MAX, None)
             .await
@@ -220,6 +202,24 @@ fn record(data: &[u8], in_table: bool) -> Recorded {
             stored: parts.iter().map(Vec::len).sum(),
         }
     })
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime")
+}
+
+/// A SQLite store in `dir` with the row of terminal session `id`.
+async fn store_with_session(dir: &tempfile::TempDir, id: &str) -> Store {
+    let url = format!("sqlite://{}?mode=rwc", dir.path().join("b.db").display());
+    let store = Store::open(&url).await.expect("the store opens");
+    store
+        .open_terminal_session(id, &AgentId::new(), "bench", 0, 80, 24)
+        .await
+        .expect("a session row");
+    store
 }
 
 fn time<T>(f: impl FnOnce() -> T) -> (f64, T) {

@@ -26,8 +26,9 @@ use anyhow::{Context, Result, anyhow, bail};
 use clap::{Parser, Subcommand};
 use futures::{SinkExt, StreamExt};
 use serde_json::{Value, json};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::process::{Child, ChildStdin, ChildStdout, Command};
+use tokio::process::{Child, Command};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
@@ -237,20 +238,13 @@ enum Term {
         offset: u64,
         frames: u64,
     },
+    /// `ssh`, through its stdin and stdout (pipes), or through a PTY whose
+    /// far end is its stdin, stdout and stderr.
     Ssh {
+        label: &'static str,
         child: Box<Child>,
-        stdin: ChildStdin,
-        stdout: ChildStdout,
-        buf: Vec<u8>,
-        n: usize,
-        frames: u64,
-    },
-    /// The same `ssh`, its stdin, stdout and stderr a PTY's far end, as a
-    /// terminal emulator runs it; this client holds the PTY's master.
-    SshPty {
-        child: Box<Child>,
-        input: tokio::net::unix::pipe::Sender,
-        output: tokio::net::unix::pipe::Receiver,
+        input: Box<dyn AsyncWrite + Unpin + Send>,
+        output: Box<dyn AsyncRead + Unpin + Send>,
         buf: Vec<u8>,
         n: usize,
         frames: u64,
@@ -390,9 +384,10 @@ impl Paths {
             .take()
             .ok_or_else(|| anyhow!("no ssh stdout"))?;
         Ok(Term::Ssh {
+            label: "ssh",
             child: Box::new(child),
-            stdin,
-            stdout,
+            input: Box::new(stdin),
+            output: Box::new(stdout),
             buf: vec![0; 64 * 1024],
             n: 0,
             frames: 0,
@@ -437,10 +432,11 @@ impl Paths {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
         drop(slave);
-        Ok(Term::SshPty {
+        Ok(Term::Ssh {
+            label: "ssh in a PTY",
             child: Box::new(child),
-            input: pipe::Sender::from_file_unchecked(master.try_clone()?)?,
-            output: pipe::Receiver::from_file_unchecked(master)?,
+            input: Box::new(pipe::Sender::from_file_unchecked(master.try_clone()?)?),
+            output: Box::new(pipe::Receiver::from_file_unchecked(master)?),
             buf: vec![0; 64 * 1024],
             n: 0,
             frames: 0,
@@ -481,11 +477,10 @@ impl Term {
     async fn send(&mut self, data: &[u8]) -> Result<()> {
         match self {
             Term::Relay { ws, .. } => ws.send(Message::binary(data.to_vec())).await?,
-            Term::Ssh { stdin, .. } => {
-                stdin.write_all(data).await?;
-                stdin.flush().await?;
+            Term::Ssh { input, .. } => {
+                input.write_all(data).await?;
+                input.flush().await?;
             }
-            Term::SshPty { input, .. } => input.write_all(data).await?,
         }
         Ok(())
     }
@@ -529,30 +524,20 @@ impl Term {
                 }
             },
             Term::Ssh {
-                stdout,
-                buf,
-                n,
-                frames,
-                ..
-            } => {
-                *n = stdout.read(buf).await?;
-                if *n == 0 {
-                    bail!("ssh closed its output");
-                }
-                *frames += 1;
-                Ok(&buf[..*n])
-            }
-            Term::SshPty {
                 output,
                 buf,
                 n,
                 frames,
                 ..
             } => {
-                // EIO, or 0: `ssh`, the far end's last holder, has ended.
-                *n = output.read(buf).await.unwrap_or(0);
+                *n = match output.read(buf).await {
+                    // A PTY's master says EIO once `ssh`, the last holder
+                    // of its far end, has ended.
+                    Err(e) if e.raw_os_error() == Some(libc::EIO) => 0,
+                    read => read?,
+                };
                 if *n == 0 {
-                    bail!("ssh closed its terminal");
+                    bail!("ssh closed its output");
                 }
                 *frames += 1;
                 Ok(&buf[..*n])
@@ -563,23 +548,20 @@ impl Term {
     fn name(&self) -> &'static str {
         match self {
             Term::Relay { .. } => "relay",
-            Term::Ssh { .. } => "ssh",
-            Term::SshPty { .. } => "ssh in a PTY",
+            Term::Ssh { label, .. } => label,
         }
     }
 
     fn frames(&self) -> u64 {
         match self {
-            Term::Relay { frames, .. } | Term::Ssh { frames, .. } | Term::SshPty { frames, .. } => {
-                *frames
-            }
+            Term::Relay { frames, .. } | Term::Ssh { frames, .. } => *frames,
         }
     }
 
     fn client_pid(&self) -> Option<u32> {
         match self {
             Term::Relay { .. } => None,
-            Term::Ssh { child, .. } | Term::SshPty { child, .. } => child.id(),
+            Term::Ssh { child, .. } => child.id(),
         }
     }
 
@@ -614,7 +596,7 @@ impl Term {
             while self.recv().await.is_ok() {}
         })
         .await;
-        if let Term::Ssh { mut child, .. } | Term::SshPty { mut child, .. } = self {
+        if let Term::Ssh { mut child, .. } = self {
             let _ = child.kill().await;
         }
     }
