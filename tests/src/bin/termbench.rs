@@ -414,7 +414,7 @@ impl Paths {
             fcntl(f.as_raw_fd(), FcntlArg::F_SETFD(FdFlag::FD_CLOEXEC))?;
         }
         fcntl(master.as_raw_fd(), FcntlArg::F_SETFL(OFlag::O_NONBLOCK))?;
-        let child = self
+        let mut child = self
             .ssh_command()
             .stdin(Stdio::from(slave.try_clone()?))
             .stdout(Stdio::from(slave.try_clone()?))
@@ -426,6 +426,9 @@ impl Paths {
             .local_flags
             .intersects(LocalFlags::ECHO | LocalFlags::ICANON)
         {
+            if let Some(status) = child.try_wait()? {
+                bail!("ssh in a PTY exited ({status}) before putting its PTY in raw mode");
+            }
             if Instant::now() >= deadline {
                 bail!("ssh did not put its PTY in raw mode within {STEP_TIMEOUT:?}");
             }
