@@ -25,6 +25,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 : "${BENCH_KEYSTROKES:=5000}"     # measured keystrokes per path (p99 = the 50th slowest)
 : "${BENCH_BLOCK:=2}"             # keystrokes per block; blocks alternate between the paths
 : "${BENCH_SSH_PTY:=true}"         # also time echo through ssh in a PTY (context; false for the diagnostics)
+: "${BENCH_OWN_SESSIONS:=1}"       # every server and ssh client in a session (scheduling group) of its own
 : "${BENCH_BULK_MB:=100}"         # size of the file both shells cat, MiB
 : "${BENCH_BULK_ROUNDS:=15}"      # bulk rounds per path (fresh session each); a round
                                   # varies by up to a fifth on a shared VM, and a median
@@ -135,6 +136,7 @@ SOVEREIGN_ADMIN_PASSWORD=$CP_PASSWORD "$RELEASE/sovereign-termbench" terminal --
     --ssh-port "$SSH_PORT" --ssh-key "$WORK/ssh/client_key" --file "$WORK/bulk.txt" \
     --keystrokes "$BENCH_KEYSTROKES" --block "$BENCH_BLOCK" --bulk-rounds "$BENCH_BULK_ROUNDS" \
     --relay-pids "$CP_PID,$AGENT_PID" --sshd-pid "$SSHD_PID" --clk-tck "$(getconf CLK_TCK)" --ssh-pty "$BENCH_SSH_PTY" \
+    --ssh-own-session "$([[ $BENCH_OWN_SESSIONS == 1 ]] && echo true || echo false)" \
     >"$WORK/terminal.json" 2> >(tee "$WORK/termbench.err" >&2) || die "the terminal measurement failed"
 T=$WORK/terminal.json
 log "the PTY alone: script(1) cats the same file on a local PTY, $BENCH_BULK_ROUNDS rounds"
@@ -194,6 +196,18 @@ ms() { calc "%.2f" "$(j "$1" "$T")"; }
 us() { calc "%.0f" "$(j "$1" "$T") * 1000"; }
 R_P50=$(j .echo.relay.p50_ms "$T"); S_P50=$(j .echo.ssh.p50_ms "$T")
 R_P99=$(j .echo.relay.p99_ms "$T"); S_P99=$(j .echo.ssh.p99_ms "$T")
+SESSIONS_NOTE=""
+if [[ $BENCH_OWN_SESSIONS == 1 ]]; then
+    SESSIONS_NOTE="- Every server process (the control plane, the agent, sshd; sshd gives
+  each connection a session itself) and each \`ssh\` client started in a
+  session of its own (\`setsid\`), as a service manager starts services:
+  under the kernel's autogroup scheduling (here
+  \`sched_autogroup_enabled\` = $(cat /proc/sys/kernel/sched_autogroup_enabled 2>/dev/null || echo "?")) a session is a scheduling group, and
+  runs before 2026-11-23 08:30 UTC left the control plane, the agent and
+  the \`ssh\` client in the client's group while sshd's connection had one
+  of its own.
+"
+fi
 PTY_PATH_ROW=""
 if [[ $(j .echo.ssh_pty "$T") != null ]]; then
     PTY_PATH_ROW="| for context: echo p50 / p99 of OpenSSH with its client in a PTY, as a terminal emulator runs it (the third path, in turn with these two); the relay's p99 against it | $(calc "%.2f" "$R_P99 / $(j .echo.ssh_pty.p99_ms "$T")") × | $(ms .echo.ssh_pty.p50_ms) / $(ms .echo.ssh_pty.p99_ms) ms |
@@ -218,7 +232,7 @@ SECTION=$(cat <<EOF
 Reproduce with \`$COMMAND\` from the repository root (it builds the
 binaries, starts everything on 127.0.0.1 with temp dirs, stops it all with
 a trap, and rewrites only this section). Settings of this run:
-\`BENCH_KEYSTROKES=$BENCH_KEYSTROKES BENCH_BLOCK=$BENCH_BLOCK BENCH_SSH_PTY=$BENCH_SSH_PTY BENCH_BULK_MB=$BENCH_BULK_MB BENCH_BULK_ROUNDS=$BENCH_BULK_ROUNDS BENCH_EXEC_AGENTS=$BENCH_EXEC_AGENTS BENCH_EXEC_ROUNDS=$BENCH_EXEC_ROUNDS\`.
+\`BENCH_KEYSTROKES=$BENCH_KEYSTROKES BENCH_BLOCK=$BENCH_BLOCK BENCH_SSH_PTY=$BENCH_SSH_PTY BENCH_OWN_SESSIONS=$BENCH_OWN_SESSIONS BENCH_BULK_MB=$BENCH_BULK_MB BENCH_BULK_ROUNDS=$BENCH_BULK_ROUNDS BENCH_EXEC_AGENTS=$BENCH_EXEC_AGENTS BENCH_EXEC_ROUNDS=$BENCH_EXEC_ROUNDS\`.
 
 - Date: $DATE; commit $COMMIT; \`sovereign\` and \`sovereign-termbench\` from \`${RELEASE#"$ROOT"/}\`, the agent from \`${BENCH_AGENT_BIN#"$ROOT"/}\` ($(calc "%.2f" "$AGENT_SIZE / 1048576") MiB, what ships)
 - Machine: $MACHINE_CPUS CPUs (\`nproc\`), $MACHINE_MEM GiB RAM, $MACHINE_MODEL, Linux $MACHINE_KERNEL
@@ -226,7 +240,7 @@ a trap, and rewrites only this section). Settings of this run:
   client, the control plane, the agent, the shell and \`cat\`, sshd and the
   ssh client (and, for the fan-out, the load generator). Targets are
   benchmark results, not tests.
-
+$SESSIONS_NOTE
 ### Keystroke echo and bulk output: relay next to OpenSSH
 
 The same shell on both paths ($SHELL_NAME $BASH_VERSION_S, root's login shell,

@@ -122,6 +122,12 @@ struct TerminalArgs {
     /// processes apart by name (one `ssh` and one `sshd` session).
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     ssh_pty: bool,
+    /// Start `ssh` in a session of its own (`setsid`), as the relay's
+    /// servers are started and as a terminal emulator starts the shell that
+    /// runs `ssh`: under autogroup scheduling a session is a scheduling
+    /// group, and `ssh` would otherwise share this client's.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    ssh_own_session: bool,
     /// Bulk rounds per path, each in a fresh session.
     #[arg(long, default_value_t = 3)]
     bulk_rounds: usize,
@@ -450,7 +456,14 @@ impl Paths {
     #[allow(clippy::disallowed_methods)]
     fn ssh_command(&self) -> Command {
         let a = &self.args;
-        let mut ssh = Command::new("ssh");
+        // `setsid` makes the session and then runs `ssh` in its own process.
+        let mut ssh = if a.ssh_own_session {
+            let mut c = Command::new("setsid");
+            c.arg("ssh");
+            c
+        } else {
+            Command::new("ssh")
+        };
         ssh.arg("-tt")
             .args(["-p", &a.ssh_port.to_string()])
             .arg("-i")
