@@ -8,8 +8,8 @@
 //! OpenSSH (`ssh -tt` with piped stdin/stdout; the remote side gets a PTY).
 //! It measures keystroke echo latency (one key at a time, each waiting for
 //! its echo; for context also through `ssh` in a PTY, as a terminal
-//! emulator runs it) and the time to `cat` a large file, and charges the CPU of the
-//! processes on each path (not the shell or `cat`) to it.
+//! emulator runs it) and the time to `cat` a large file, and charges the
+//! CPU of the processes on each path (not the shell or `cat`) to it.
 //!
 //! `fanout` runs a command on every agent of a project through
 //! `POST /api/v1/exec` and follows the job's server-sent events until every
@@ -26,8 +26,7 @@ use anyhow::{Context, Result, anyhow, bail};
 use clap::{Parser, Subcommand};
 use futures::{SinkExt, StreamExt};
 use serde_json::{Value, json};
-use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::process::{Child, Command};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
