@@ -30,17 +30,16 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-# bg NAME CMD...: start CMD in the background, stdout/stderr to $WORK/NAME.{out,err}.
-# bg NAME CMD...: starts a server process in the background, optionally in
-# a session of its own (setsid; the PID stays the same, as a background job of this
-# script does not lead a process group), as a service manager starts a
-# service and sshd each connection. With the kernel's autogroup
-# scheduling (sched_autogroup_enabled), processes that share a session
-# share one scheduling group, so a server left in this script's session
-# would compete for the CPU as one with the benchmark's client. Only when
-# BENCH_OWN_SESSIONS=1 (scripts/bench-terminal.sh sets it; the footprint
-# and capacity runs keep their servers in this script's session, as their
-# recorded numbers were measured).
+# bg NAME CMD...: start CMD in the background, stdout/stderr to
+# $WORK/NAME.{out,err}. With BENCH_OWN_SESSIONS=1 (scripts/bench-terminal.sh
+# sets it) CMD gets a session of its own (setsid), as a service manager
+# starts a service and sshd each connection: under the kernel's autogroup
+# scheduling a session is a scheduling group, and a server left in this
+# script's session would compete for the CPU as one with the benchmark's
+# client. The PID stays the same: a background job of this non-interactive
+# script does not lead a process group, so setsid need not fork. The
+# footprint and capacity runs keep their servers in this script's session,
+# as their recorded numbers were measured.
 bg() {
     local name=$1
     shift

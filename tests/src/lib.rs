@@ -35,21 +35,18 @@ pub fn bin(name: &str) -> PathBuf {
 /// for `127.0.0.1:0` and that is free again can become the local end of
 /// any outgoing connection on the machine before the control plane binds
 /// it (seen in CI: "Address already in use"); ports below that range are
-/// taken only by an explicit bind, such as a listener's. They are tried in turn from a random
-/// start, so the tests of one process never pick the same one.
+/// taken only by an explicit bind, such as a listener's. They are tried in
+/// turn from a random start, so the tests of one process never pick the
+/// same one.
 pub fn free_port() -> u16 {
+    use std::sync::LazyLock;
     use std::sync::atomic::{AtomicU32, Ordering};
     const LOW: u16 = 20_000;
     const SPAN: u32 = 12_000;
-    static NEXT: AtomicU32 = AtomicU32::new(u32::MAX);
-    let _ = NEXT.compare_exchange(
-        u32::MAX,
-        rand::random_range(0..SPAN),
-        Ordering::Relaxed,
-        Ordering::Relaxed,
-    );
+    static START: LazyLock<u32> = LazyLock::new(|| rand::random_range(0..SPAN));
+    static TRIED: AtomicU32 = AtomicU32::new(0);
     for _ in 0..SPAN {
-        let offset = NEXT.fetch_add(1, Ordering::Relaxed) % SPAN;
+        let offset = START.wrapping_add(TRIED.fetch_add(1, Ordering::Relaxed)) % SPAN;
         let port = LOW + u16::try_from(offset).unwrap_or(0);
         if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
             return port;

@@ -403,21 +403,12 @@ impl Paths {
     /// put its terminal in raw mode (no local echo or line editing), as it
     /// does when it asks the server for a PTY.
     async fn ssh_pty(&self) -> Result<Term> {
-        use nix::fcntl::{FcntlArg, FdFlag, OFlag, fcntl};
+        use nix::fcntl::{FcntlArg, OFlag, fcntl};
         use nix::sys::termios::{LocalFlags, tcgetattr};
         use std::os::fd::AsRawFd;
         use tokio::net::unix::pipe;
-        let pty = nix::pty::openpty(None, None).context("opening a PTY for ssh")?;
-        let (master, slave) = (
-            std::fs::File::from(pty.master),
-            std::fs::File::from(pty.slave),
-        );
-        // Close-on-exec, so only `ssh` holds the far end (this client reads
-        // EIO when `ssh` ends); the master is non-blocking for the reactor,
-        // which takes it like a pipe's end.
-        for f in [&master, &slave] {
-            fcntl(f.as_raw_fd(), FcntlArg::F_SETFD(FdFlag::FD_CLOEXEC))?;
-        }
+        let (master, slave) = pty_pair().context("opening a PTY for ssh")?;
+        // Non-blocking for the reactor, which takes it like a pipe's end.
         fcntl(master.as_raw_fd(), FcntlArg::F_SETFL(OFlag::O_NONBLOCK))?;
         let mut child = self
             .ssh_command()
@@ -759,9 +750,7 @@ struct ClientLeg {
 // A process at the far end, as `ssh` and the control plane are.
 #[allow(clippy::disallowed_methods)]
 fn client_leg(n: usize) -> Result<ClientLeg> {
-    use nix::fcntl::OFlag;
     use std::io::{Read, Write};
-    use std::os::unix::fs::OpenOptionsExt;
     fn round_trip(w: &mut impl Write, r: &mut impl Read) -> Result<f64> {
         let mut b = [b'a'];
         let t0 = Instant::now();
@@ -788,21 +777,7 @@ fn client_leg(n: usize) -> Result<ClientLeg> {
     else {
         bail!("the pipe echo has no pipes");
     };
-    // Both ends close-on-exec, so no other child holds the master open
-    // (its echo ends when the master closes).
-    let mut master = nix::pty::posix_openpt(OFlag::O_RDWR | OFlag::O_NOCTTY | OFlag::O_CLOEXEC)
-        .and_then(|m| {
-            nix::pty::grantpt(&m)?;
-            nix::pty::unlockpt(&m)?;
-            Ok(m)
-        })
-        .context("opening a PTY")?;
-    let slave = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .custom_flags(libc::O_NOCTTY)
-        .open(nix::pty::ptsname_r(&master)?)
-        .context("opening the PTY's far end")?;
+    let (master, slave) = pty_pair().context("opening a PTY")?;
     let mut pty_echo = std::process::Command::new(&me)
         .args(["leg-echo", "--raw"])
         .stdin(Stdio::from(slave.try_clone()?))
@@ -810,7 +785,7 @@ fn client_leg(n: usize) -> Result<ClientLeg> {
         .spawn()
         .context("starting the PTY echo")?;
     let mut ready = [0u8];
-    master
+    (&master)
         .read_exact(&mut ready)
         .context("waiting for the PTY echo")?;
     if ready != *b"R" {
@@ -871,6 +846,24 @@ fn accept_from(
         }
         std::thread::sleep(Duration::from_millis(5));
     }
+}
+
+/// A new PTY: its master, and its far end for a child's stdio. Both are
+/// close-on-exec, so only the child given the far end holds it: the
+/// master reads EIO once that child ends, and the child's side ends when
+/// the master is closed.
+fn pty_pair() -> Result<(std::fs::File, std::fs::File)> {
+    use nix::fcntl::{FcntlArg, FdFlag, fcntl};
+    use std::os::fd::AsRawFd;
+    let pty = nix::pty::openpty(None, None)?;
+    let (master, slave) = (
+        std::fs::File::from(pty.master),
+        std::fs::File::from(pty.slave),
+    );
+    for f in [&master, &slave] {
+        fcntl(f.as_raw_fd(), FcntlArg::F_SETFD(FdFlag::FD_CLOEXEC))?;
+    }
+    Ok((master, slave))
 }
 
 /// Raw mode on the terminal at stdin: no line editing, echo or output
