@@ -118,7 +118,7 @@ fn typing_wakes(every: Duration, total: Duration) -> f64 {
     runtime().block_on(async {
         let dir = tempfile::tempdir().expect("a temp dir");
         let store = store_with_session(&dir, "typing").await;
-        let rec = Recorder::open(store.clone(), "typing", 80, 24, "bench", u64::MAX, None)
+        let rec = Recorder::open(store, "typing", 80, 24, "bench", u64::MAX, None)
             .await
             .expect("the recorder opens");
         // Past the thread's start and its first naps.
